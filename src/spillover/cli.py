@@ -1,0 +1,354 @@
+"""The ``spillover`` command line: a thin Typer layer over the library.
+
+Commands parse arguments, call library functions and print their results (a Rich rendering, or JSON
+with ``--json``). Only ``main`` turns :class:`~spillover.errors.SpilloverError` into an exit code
+(2 for bad input, 1 otherwise) and a one-line message; ``--debug`` shows the traceback. Heavy
+libraries are imported inside the commands so that ``spillover --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from ibis.backends import BaseBackend
+
+    from spillover.config import Config
+
+app = typer.Typer(
+    name="spillover",
+    add_completion=False,
+    help="spillover: a warehouse-native customer data platform.\n\n"
+    "Load GA4 exports, CRM and shop data into your warehouse (DuckDB by default), resolve customers, "
+    "and measure what each product really causes downstream.\n\n"
+    "Example: spillover init && spillover ingest ga4 export/ && spillover sql 'select count(*) from stg_ga4__events'",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+ingest_app = typer.Typer(
+    help="Load files into the warehouse; bad rows go to ops_quarantine, nothing is lost.\n\n"
+    "Example: spillover ingest ga4 export/ --json",
+    no_args_is_help=True,
+)
+app.add_typer(ingest_app, name="ingest")
+
+_state: dict[str, Any] = {"debug": False}
+
+DB_HELP = "Warehouse URL (default: `db` in spillover.toml, else duckdb:///spillover.duckdb)."
+JSON_HELP = "Print the result as JSON on stdout."
+
+
+def _db_option() -> Any:
+    return typer.Option(None, "--db", help=DB_HELP, envvar="SPILLOVER_DB", show_envvar=True)
+
+
+def _json_option() -> Any:
+    return typer.Option(False, "--json", help=JSON_HELP)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        from spillover import __version__
+
+        typer.echo(f"spillover {__version__}")
+        raise typer.Exit()
+    _state["debug"] = debug
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _config() -> Config:
+    from spillover.config import load_config
+
+    return load_config(Path.cwd())
+
+
+def _connect(db: str | None, config: Config | None = None, *, read_only: bool = False) -> BaseBackend:
+    from spillover.engine import connect
+
+    config = config or _config()
+    return connect(db or config.db, read_only=read_only)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str, allow_nan=False))
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def _progress(enabled: bool = True) -> Any:
+    from spillover.progress import RichProgress
+
+    return RichProgress(transient=True, enabled=enabled and sys.stderr.isatty())
+
+
+def _show_load(result: Any, as_json: bool) -> None:
+    data = result.to_dict()
+    if as_json:
+        _print_json(
+            {k: data[k] for k in ("source", "load_id", "files", "rows_read", "rows_loaded",
+                                  "rows_quarantined", "duplicates_dropped", "partitions",
+                                  "file_errors", "tables")}
+        )
+        return
+    from rich.table import Table
+
+    console = _console()
+    table = Table(title=f"{result.source} load {result.load_id[:8]}", show_header=False)
+    for label, key in [
+        ("files", None), ("rows read", "rows_read"), ("rows loaded", "rows_loaded"),
+        ("rows quarantined", "rows_quarantined"), ("duplicates dropped", "duplicates_dropped"),
+    ]:
+        value = len(data["files"]) if key is None else data[key]
+        table.add_row(label, f"{value:,}")
+    if data["partitions"]:
+        parts = data["partitions"]
+        shown = ", ".join(parts[:6]) + (f" … (+{len(parts) - 6})" if len(parts) > 6 else "")
+        table.add_row("partitions", shown)
+    for name, rows in data["tables"].items():
+        table.add_row(f"table {name}", f"{rows:,} rows")
+    console.print(table)
+    for problem in data["file_errors"]:
+        _console(stderr=True).print(f"[yellow]skipped[/] {problem['file']}: {problem['reason']}")
+    if data["rows_quarantined"]:
+        console.print(
+            f"{data['rows_quarantined']:,} rows quarantined; see them with: spillover sql "
+            f"\"select source_file, source_line, reason, message from ops_quarantine where load_id = "
+            f"'{result.load_id}'\""
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# init
+
+
+@app.command()
+def init(
+    directory: Path = typer.Argument(Path("."), help="Project folder (created if missing)."),
+    db: Optional[str] = typer.Option(None, "--db", help="Warehouse URL to write into spillover.toml."),
+    as_json: bool = _json_option(),
+) -> None:
+    """Create spillover.toml and the project key; safe to re-run (never replaces a key).
+
+    The key (in .spillover/key, permissions 0600, or $SPILLOVER_KEY) pseudonymises identifiers.
+
+    Example: spillover init my-project --db duckdb:///warehouse.duckdb
+    """
+    from spillover.config import init_project
+
+    done = init_project(directory, db=db)
+    if as_json:
+        _print_json(done)
+        return
+    console = _console()
+    console.print(f"{'wrote' if done['config_written'] else 'kept'} {done['config_file']}")
+    if done["key_source"] == "environment":
+        console.print("project key: taken from $SPILLOVER_KEY")
+    else:
+        console.print(f"{'created' if done['key_written'] else 'kept'} project key {done['key_file']} (0600)")
+    console.print(f"warehouse: {done['db']}")
+
+
+# --------------------------------------------------------------------------------------------------
+# ingest
+
+
+@ingest_app.command("ga4")
+def ingest_ga4_command(
+    paths: list[Path] = typer.Argument(..., help="Export files or folders (events_YYYYMMDD*, events_intraday_YYYYMMDD*; .json/.jsonl[.gz], .parquet)."),
+    db: Optional[str] = _db_option(),
+    as_json: bool = _json_option(),
+) -> None:
+    """Load GA4 BigQuery-export files into base_ga4__events and stage them.
+
+    Re-loading a date replaces it; a daily table replaces the intraday table of the same date; exact
+    duplicate events are dropped and counted; bad rows go to ops_quarantine.
+
+    Example: spillover ingest ga4 export/ga4/ --json
+    """
+    from spillover.ingest.ga4 import ingest_ga4
+
+    config = _config()
+    con = _connect(db, config)
+    with _progress(not as_json) as progress:
+        result = ingest_ga4(con, paths, config=config, progress=progress)
+    _show_load(result, as_json)
+
+
+def _ingest_table_command(source: str, doc: str) -> None:
+    """Register ``spillover ingest <source> FILE`` for a tabular source."""
+
+    def command(
+        path: Path = typer.Argument(..., help="CSV or Parquet file."),
+        db: Optional[str] = _db_option(),
+        as_json: bool = _json_option(),
+    ) -> None:
+        from spillover.ingest.tabular import ingest_source
+
+        config = _config()
+        con = _connect(db, config)
+        with _progress(not as_json) as progress:
+            result = ingest_source(con, source, path, config=config, progress=progress)
+        _show_load(result, as_json)
+
+    command.__doc__ = doc
+    ingest_app.command(source.replace("_", "-"))(command)
+
+
+_ingest_table_command(
+    "crm",
+    """Load CRM members into stg_crm__members; emails and phones become keyed pseudonyms.
+
+    Names and addresses are dropped; map your column names in [columns.crm] of spillover.toml.
+
+    Example: spillover ingest crm crm/members.csv --json
+    """,
+)
+_ingest_table_command(
+    "products",
+    """Load the product catalog into stg_shop__products (price, unit cost, gateway flag).
+
+    Example: spillover ingest products shop/products.csv
+    """,
+)
+_ingest_table_command(
+    "orders",
+    """Load back-office orders into stg_shop__orders (store, call-centre and online orders).
+
+    Example: spillover ingest orders shop/orders.csv
+    """,
+)
+_ingest_table_command(
+    "order_items",
+    """Load order lines into stg_shop__order_items; unknown products or orders are quarantined.
+
+    Load products and orders first. Example: spillover ingest order-items shop/order_items.csv
+    """,
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# build, sql, tables
+
+
+@app.command()
+def build(
+    stage: Optional[list[str]] = typer.Option(None, "--stage", help="Run only these stages (repeatable)."),
+    db: Optional[str] = _db_option(),
+    as_json: bool = _json_option(),
+) -> None:
+    """Run the pipeline stages over loaded data, in order, recording each run in ops_runs.
+
+    Example: spillover build --stage stage --json
+    """
+    from spillover.pipeline import run_pipeline
+
+    config = _config()
+    con = _connect(db, config)
+    with _progress(not as_json) as progress:
+        runs = run_pipeline(con, config, stages=stage, progress=progress)
+    if as_json:
+        _print_json(runs)
+        return
+    from rich.table import Table
+
+    table = Table("stage", "table", "rows", "seconds")
+    for run in runs:
+        for name, rows in run["tables"].items():
+            table.add_row(run["stage"], name, f"{rows:,}", f"{run['seconds']:.1f}")
+    _console().print(table)
+
+
+@app.command()
+def sql(
+    query: str = typer.Argument(..., help="One read-only SQL query (SELECT / WITH / DESCRIBE ...)."),
+    db: Optional[str] = _db_option(),
+    limit: int = typer.Option(100, "--limit", min=0, help="Show at most this many rows (0: all)."),
+    as_json: bool = _json_option(),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV on stdout."),
+) -> None:
+    """Run a read-only query against the warehouse and print the rows.
+
+    Example: spillover sql "select reason, count(*) from ops_quarantine group by 1" --json
+    """
+    from spillover.query import run_query
+
+    config = _config()
+    con = _connect(db, config, read_only=True)
+    frame, total = run_query(con, query, limit=limit)
+    if as_json:
+        _print_json(json.loads(frame.to_json(orient="records", date_format="iso")))
+        return
+    if as_csv:
+        typer.echo(frame.to_csv(index=False), nl=False)
+        return
+    from rich.table import Table
+
+    table = Table(*[str(c) for c in frame.columns])
+    for row in frame.itertuples(index=False):
+        table.add_row(*["" if v is None else str(v) for v in row])
+    console = _console()
+    console.print(table)
+    if total is not None and total > len(frame):
+        console.print(f"showing {len(frame):,} of {total:,} rows; use --limit 0 for all")
+
+
+@app.command()
+def tables(db: Optional[str] = _db_option(), as_json: bool = _json_option()) -> None:
+    """List the warehouse's spillover tables with their row counts.
+
+    Example: spillover tables --json
+    """
+    from spillover.query import table_counts
+
+    config = _config()
+    con = _connect(db, config, read_only=True)
+    counts = table_counts(con)
+    if as_json:
+        _print_json(counts)
+        return
+    from rich.table import Table
+
+    table = Table("table", "rows")
+    for name, rows in counts.items():
+        table.add_row(name, f"{rows:,}")
+    _console().print(table)
+
+
+# --------------------------------------------------------------------------------------------------
+# entry point
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app, turning SpilloverError into a clean exit."""
+    from spillover.errors import SpilloverError
+
+    try:
+        app(args=argv, standalone_mode=True)
+    except SpilloverError as exc:
+        if _state["debug"] or os.environ.get("SPILLOVER_DEBUG"):
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

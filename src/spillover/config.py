@@ -1,0 +1,184 @@
+"""Project configuration: ``spillover.toml`` as frozen pydantic models, and the project key.
+
+Configuration is declarative and engine-free. ``spillover init`` writes a commented file; every field
+has a default, so a project without a file still runs on the embedded DuckDB.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from spillover.errors import SpilloverConfigError
+
+CONFIG_FILE = "spillover.toml"
+DEFAULT_DB_URL = "duckdb:///spillover.duckdb"
+DEFAULT_KEY_FILE = ".spillover/key"
+KEY_ENV = "SPILLOVER_KEY"
+
+SourceName = Literal["crm", "orders", "order_items", "products"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PrivacyConfig(_Frozen):
+    """How direct identifiers are normalised before they are pseudonymised."""
+
+    phone_default_region: str = Field(
+        "US", description="ISO region used to read phone numbers written without a country code"
+    )
+    allowed_attributes: tuple[str, ...] = Field(
+        (), description="CRM columns (besides ours) that may be kept as plain attributes"
+    )
+
+
+class GA4Config(_Frozen):
+    """How GA4 BigQuery-export files are read and validated."""
+
+    property_timezone: str = Field("UTC", description="the GA4 property's reporting time zone")
+    max_timestamp_skew_hours: float = Field(
+        14.0,
+        ge=0,
+        description="how far event_timestamp (UTC) may fall outside the UTC day of event_date",
+    )
+
+
+class ColumnsConfig(_Frozen):
+    """Maps spillover's column names (keys) to the user's column names (values), per source."""
+
+    crm: dict[str, str] = Field(default_factory=dict)
+    orders: dict[str, str] = Field(default_factory=dict)
+    order_items: dict[str, str] = Field(default_factory=dict)
+    products: dict[str, str] = Field(default_factory=dict)
+
+
+class Config(_Frozen):
+    """A spillover project's configuration (``spillover.toml``)."""
+
+    db: str = Field(DEFAULT_DB_URL, description="engine URL of the warehouse")
+    key_file: str = Field(DEFAULT_KEY_FILE, description="file holding the project key")
+    privacy: PrivacyConfig = PrivacyConfig()
+    ga4: GA4Config = GA4Config()
+    columns: ColumnsConfig = ColumnsConfig()
+    project_dir: Path = Field(Path("."), exclude=True)
+
+    @field_validator("db")
+    @classmethod
+    def _url_has_scheme(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError(f"engine URL {value!r} has no scheme; e.g. duckdb:///spillover.duckdb")
+        return value
+
+    def key_path(self) -> Path:
+        path = Path(self.key_file)
+        return path if path.is_absolute() else self.project_dir / path
+
+
+def load_config(project_dir: Path | str = ".") -> Config:
+    """Read ``spillover.toml`` from ``project_dir``; defaults when the file does not exist."""
+    project_dir = Path(project_dir)
+    path = project_dir / CONFIG_FILE
+    if not path.exists():
+        return Config(project_dir=project_dir)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpilloverConfigError(f"{path}: not valid TOML ({exc}); fix the file or re-run `spillover init`") from exc
+    try:
+        return Config(**data, project_dir=project_dir)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SpilloverConfigError(f"{path}: {problems}") from exc
+
+
+def project_key(config: Config) -> bytes:
+    """The secret key for keyed pseudonyms: ``$SPILLOVER_KEY`` if set, else the key file."""
+    from_env = os.environ.get(KEY_ENV)
+    if from_env:
+        return from_env.encode("utf-8")
+    path = config.key_path()
+    if not path.exists():
+        raise SpilloverConfigError(
+            f"no project key: {path} does not exist and ${KEY_ENV} is not set; "
+            "run `spillover init` in the project folder"
+        )
+    key = path.read_text(encoding="utf-8").strip()
+    if len(key) < 32:
+        raise SpilloverConfigError(f"{path}: the project key is shorter than 32 characters")
+    return key.encode("utf-8")
+
+
+CONFIG_TEMPLATE = """\
+# spillover project configuration — see docs/configuration.md
+# Engine URL: duckdb:///FILE (default), pyspark://local[2], or another Ibis URL.
+db = "{db}"
+# The project key used to pseudonymise identifiers (HMAC-SHA256). Keep it secret and backed up:
+# losing it means new pseudonyms no longer match old ones. $SPILLOVER_KEY overrides the file.
+key_file = "{key_file}"
+
+[privacy]
+phone_default_region = "US"
+# CRM columns to keep as plain attributes (never direct identifiers such as names or addresses)
+allowed_attributes = []
+
+[ga4]
+property_timezone = "UTC"
+max_timestamp_skew_hours = 14.0
+
+# Map spillover's column names (left) to yours (right) when your files name them differently, e.g.
+# [columns.crm]
+# member_id = "CustomerNumber"
+# email = "E-mail"
+[columns.crm]
+[columns.orders]
+[columns.order_items]
+[columns.products]
+"""
+
+
+def init_project(project_dir: Path | str = ".", db: str | None = None) -> dict[str, object]:
+    """Write ``spillover.toml`` and a project key unless they exist; safe to re-run.
+
+    Returns what was done, for the CLI to print.
+    """
+    project_dir = Path(project_dir)
+    project_dir.mkdir(parents=True, exist_ok=True)
+    config_path = project_dir / CONFIG_FILE
+    wrote_config = False
+    if not config_path.exists():
+        config_path.write_text(
+            CONFIG_TEMPLATE.format(db=db or DEFAULT_DB_URL, key_file=DEFAULT_KEY_FILE), encoding="utf-8"
+        )
+        wrote_config = True
+    config = load_config(project_dir)
+    key_path = config.key_path()
+    key_source = "file"
+    wrote_key = False
+    if os.environ.get(KEY_ENV):
+        key_source = "environment"
+    elif not key_path.exists():
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+        wrote_key = True
+    elif stat.S_IMODE(key_path.stat().st_mode) & 0o077:
+        os.chmod(key_path, 0o600)
+    return {
+        "config_file": str(config_path),
+        "config_written": wrote_config,
+        "key_file": str(key_path),
+        "key_written": wrote_key,
+        "key_source": key_source,
+        "db": config.db,
+    }

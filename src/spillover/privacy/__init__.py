@@ -1,0 +1,1 @@
+"""Privacy by construction: pseudonyms, consent, erasure and k-anonymity."""

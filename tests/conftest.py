@@ -1,0 +1,74 @@
+"""Shared fixtures: an engine-parametrised connection (DuckDB always, PySpark under `spark`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from spillover.config import Config
+from spillover.engine import connect
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TEST_KEY = b"test-key-0123456789abcdef0123456789abcdef"
+
+ENGINES = ["duckdb", pytest.param("pyspark", marks=pytest.mark.spark)]
+
+
+@pytest.fixture(scope="session")
+def spark_backend():
+    """One local Spark session for the whole run (starting one costs seconds)."""
+    pytest.importorskip("pyspark")
+    return connect("pyspark://local[2]")
+
+
+def _drop_all(con) -> None:
+    for name in con.list_tables():
+        try:
+            con.drop_table(name, force=True)
+        except Exception:
+            con.drop_view(name, force=True)
+
+
+@pytest.fixture(params=ENGINES)
+def con(request, tmp_path):
+    """A fresh, empty warehouse on each engine."""
+    if request.param == "duckdb":
+        backend = connect(f"duckdb:///{tmp_path / 'test.duckdb'}")
+        yield backend
+        backend.disconnect()
+    else:
+        backend = request.getfixturevalue("spark_backend")
+        _drop_all(backend)
+        yield backend
+        _drop_all(backend)
+
+
+@pytest.fixture
+def duck(tmp_path):
+    """A DuckDB warehouse, for tests that are about DuckDB-only behaviour."""
+    backend = connect(f"duckdb:///{tmp_path / 'test.duckdb'}")
+    yield backend
+    backend.disconnect()
+
+
+@pytest.fixture
+def config(tmp_path) -> Config:
+    return Config(project_dir=tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _project_key(monkeypatch):
+    monkeypatch.setenv("SPILLOVER_KEY", TEST_KEY.decode())
+    yield
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    return FIXTURES
+
+
+def pytest_collection_modifyitems(config, items):
+    # Spark tests share one session; running them last keeps the fast feedback first.
+    items.sort(key=lambda item: 1 if item.get_closest_marker("spark") else 0)
