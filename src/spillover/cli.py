@@ -334,6 +334,35 @@ def tables(db: Optional[str] = _db_option(), as_json: bool = _json_option()) -> 
 
 
 # --------------------------------------------------------------------------------------------------
+# synthetic data
+
+
+@app.command()
+def synth(
+    out_dir: Path = typer.Argument(..., help="Folder to write ga4/, crm/, shop/ and truth/ into."),
+    customers: int = typer.Option(20_000, "--customers", min=1, help="Number of people."),
+    days: int = typer.Option(365, "--days", min=1, help="Number of days of activity."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed writes the same files."),
+    start: Optional[str] = typer.Option(None, "--start", help="First day, YYYY-MM-DD (default 2024-01-01)."),
+    as_json: bool = _json_option(),
+) -> None:
+    """Write a synthetic retail ecosystem with known ground truth (GA4, CRM, shop, truth/).
+
+    Example: spillover synth demo-data --customers 5000 --days 180 --seed 7
+    """
+    from spillover.synth import generate
+
+    with _progress(not as_json) as progress:
+        summary = generate(out_dir, customers=customers, days=days, seed=seed, start=start, progress=progress)
+    if as_json:
+        _print_json(summary)
+        return
+    console = _console()
+    for key, value in summary.items():
+        console.print(f"{key}: {value:,}" if isinstance(value, int) else f"{key}: {value}")
+
+
+# --------------------------------------------------------------------------------------------------
 # entry point
 
 
