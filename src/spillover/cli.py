@@ -47,7 +47,7 @@ JSON_HELP = "Print the result as JSON on stdout."
 
 
 def _db_option() -> Any:
-    return typer.Option(None, "--db", help=DB_HELP, envvar="SPILLOVER_DB", show_envvar=True)
+    return typer.Option(None, "--db", metavar="URL", help=DB_HELP, envvar="SPILLOVER_DB", show_envvar=True)
 
 
 def _json_option() -> Any:
@@ -142,8 +142,8 @@ def _show_load(result: Any, as_json: bool) -> None:
 
 @app.command()
 def init(
-    directory: Path = typer.Argument(Path("."), help="Project folder (created if missing)."),
-    db: Optional[str] = typer.Option(None, "--db", help="Warehouse URL to write into spillover.toml."),
+    directory: Path = typer.Argument(Path("."), metavar="DIR", help="Project folder (created if missing)."),
+    db: Optional[str] = typer.Option(None, "--db", metavar="URL", help="Warehouse URL to write into spillover.toml."),
     as_json: bool = _json_option(),
 ) -> None:
     """Create spillover.toml and the project key; safe to re-run (never replaces a key).
@@ -173,7 +173,7 @@ def init(
 
 @ingest_app.command("ga4")
 def ingest_ga4_command(
-    paths: list[Path] = typer.Argument(..., help="Export files or folders (events_YYYYMMDD*, events_intraday_YYYYMMDD*; .json/.jsonl[.gz], .parquet)."),
+    paths: list[Path] = typer.Argument(..., metavar="PATH...", help="Export files or folders (events_YYYYMMDD*, events_intraday_YYYYMMDD*; .json/.jsonl[.gz], .parquet)."),
     db: Optional[str] = _db_option(),
     as_json: bool = _json_option(),
 ) -> None:
@@ -197,7 +197,7 @@ def _ingest_table_command(source: str, doc: str) -> None:
     """Register ``spillover ingest <source> FILE`` for a tabular source."""
 
     def command(
-        path: Path = typer.Argument(..., help="CSV or Parquet file."),
+        path: Path = typer.Argument(..., metavar="FILE", help="CSV or Parquet file."),
         db: Optional[str] = _db_option(),
         as_json: bool = _json_option(),
     ) -> None:
@@ -251,7 +251,7 @@ _ingest_table_command(
 
 @app.command()
 def build(
-    stage: Optional[list[str]] = typer.Option(None, "--stage", help="Run only these stages (repeatable)."),
+    stage: Optional[list[str]] = typer.Option(None, "--stage", metavar="STAGE", help="Run only these stages (repeatable)."),
     db: Optional[str] = _db_option(),
     as_json: bool = _json_option(),
 ) -> None:
@@ -279,9 +279,9 @@ def build(
 
 @app.command()
 def sql(
-    query: str = typer.Argument(..., help="One read-only SQL query (SELECT / WITH / DESCRIBE ...)."),
+    query: str = typer.Argument(..., metavar="QUERY", help="One read-only SQL query (SELECT / WITH / DESCRIBE ...)."),
     db: Optional[str] = _db_option(),
-    limit: int = typer.Option(100, "--limit", min=0, help="Show at most this many rows (0: all)."),
+    limit: int = typer.Option(100, "--limit", min=0, metavar="N", help="Show at most this many rows (0: all)."),
     as_json: bool = _json_option(),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV on stdout."),
 ) -> None:
@@ -339,11 +339,11 @@ def tables(db: Optional[str] = _db_option(), as_json: bool = _json_option()) -> 
 
 @app.command()
 def synth(
-    out_dir: Path = typer.Argument(..., help="Folder to write ga4/, crm/, shop/ and truth/ into."),
-    customers: int = typer.Option(20_000, "--customers", min=1, help="Number of people."),
-    days: int = typer.Option(365, "--days", min=1, help="Number of days of activity."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed writes the same files."),
-    start: Optional[str] = typer.Option(None, "--start", help="First day, YYYY-MM-DD (default 2024-01-01)."),
+    out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="Folder to write ga4/, crm/, shop/ and truth/ into."),
+    customers: int = typer.Option(20_000, "--customers", min=1, metavar="N", help="Number of people."),
+    days: int = typer.Option(365, "--days", min=1, metavar="N", help="Number of days of activity."),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="Random seed; the same seed writes the same files."),
+    start: Optional[str] = typer.Option(None, "--start", metavar="DATE", help="First day, YYYY-MM-DD (default 2024-01-01)."),
     as_json: bool = _json_option(),
 ) -> None:
     """Write a synthetic retail ecosystem with known ground truth (GA4, CRM, shop, truth/).
