@@ -362,6 +362,45 @@ def synth(
         console.print(f"{key}: {value:,}" if isinstance(value, int) else f"{key}: {value}")
 
 
+@app.command()
+def demo(
+    directory: Path = typer.Option(Path("spillover-demo"), "--dir", metavar="DIR", help="Folder for the demo project, its data and warehouse."),
+    customers: int = typer.Option(20_000, "--customers", min=100, metavar="N", help="Number of synthetic people."),
+    days: int = typer.Option(365, "--days", min=30, metavar="N", help="Days of activity."),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="Random seed."),
+    db: Optional[str] = typer.Option(None, "--db", metavar="URL", help="Warehouse URL (default: DuckDB in the demo folder)."),
+    as_json: bool = _json_option(),
+) -> None:
+    """Run the whole pipeline on a synthetic ecosystem and print a summary.
+
+    Synthesises customers (with known ground truth), loads them, builds every stage and prints the
+    tables and figures. Explore afterwards with `spillover sql` inside the demo folder.
+
+    Example: spillover demo --customers 5000 --days 180 --dir /tmp/demo
+    """
+    from spillover.demo import run_demo
+
+    with _progress(not as_json) as progress:
+        summary = run_demo(directory, customers=customers, days=days, seed=seed, db=db, progress=progress)
+    if as_json:
+        _print_json(summary)
+        return
+    from rich.table import Table
+
+    console = _console()
+    loads = Table("source", "read", "loaded", "quarantined", "duplicates", title="loads")
+    for load in summary["loads"]:
+        loads.add_row(load["source"], *(f"{load[k]:,}" for k in ("rows_read", "rows_loaded", "rows_quarantined", "duplicates_dropped")))
+    console.print(loads)
+    tables_view = Table("table", "rows", title="warehouse tables")
+    for name, rows in summary["tables"].items():
+        tables_view.add_row(name, f"{rows:,}")
+    console.print(tables_view)
+    seconds = summary["seconds"]
+    console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))
+    console.print(f"next: cd {summary['directory']} && spillover sql \"select * from stg_ga4__events limit 5\"")
+
+
 # --------------------------------------------------------------------------------------------------
 # entry point
 
