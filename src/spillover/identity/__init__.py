@@ -1,0 +1,1 @@
+"""Identity resolution: identifiers → edges → connected components → one customer per person."""
