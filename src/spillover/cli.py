@@ -106,7 +106,7 @@ def _show_load(result: Any, as_json: bool) -> None:
         _print_json(
             {k: data[k] for k in ("source", "load_id", "files", "rows_read", "rows_loaded",
                                   "rows_quarantined", "duplicates_dropped", "partitions",
-                                  "file_errors", "tables")}
+                                  "file_errors", "ignored_columns", "tables")}
         )
         return
     from rich.table import Table
@@ -126,6 +126,8 @@ def _show_load(result: Any, as_json: bool) -> None:
     for name, rows in data["tables"].items():
         table.add_row(f"table {name}", f"{rows:,} rows")
     console.print(table)
+    if data.get("ignored_columns"):
+        console.print(f"ignored columns (not loaded): {', '.join(data['ignored_columns'])}")
     for problem in data["file_errors"]:
         _console(stderr=True).print(f"[yellow]skipped[/] {problem['file']}: {problem['reason']}")
     if data["rows_quarantined"]:

@@ -100,6 +100,7 @@ class LoadResult:
     duplicates_dropped: int
     partitions: list[str] = field(default_factory=list)
     file_errors: list[dict[str, str]] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)  # file columns that are not loaded
     tables: dict[str, int] = field(default_factory=dict)
     started_at: dt.datetime = field(default_factory=now_utc)
     finished_at: dt.datetime = field(default_factory=now_utc)
