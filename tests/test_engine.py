@@ -70,3 +70,15 @@ def test_read_only_connection_to_missing_file_is_a_clear_error(tmp_path):
 def test_unknown_url_names_the_url():
     with pytest.raises(SpilloverEngineError, match=r"could not connect to 'nosuchengine://x'"):
         engine.connect("nosuchengine://x")
+
+
+def test_arrow_nulls_stay_null_on_every_engine(con):
+    # PySpark through pandas would store a null string as the text 'NaN' and a null double as NaN.
+    data = pa.table({"s": pa.array(["a", None]), "d": pa.array([1.5, None]), "k": [1, 2]})
+    uploaded = engine.upload_arrow(con, data)
+    engine.write_table(con, "w", data)
+    engine.append_rows(con, "w", data)
+    engine.replace_partitions(con, "p", data, "k")
+    for table in (uploaded, con.table("w"), con.table("p")):
+        assert table.s.isnull().sum().execute() == table.count().execute() // 2
+        assert table.d.isnull().sum().execute() == table.count().execute() // 2

@@ -9,10 +9,11 @@ re-loading a partition replaces it instead of doubling it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import shutil
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -157,6 +158,25 @@ def _rename(con: BaseBackend, old: str, new: str) -> None:
                         actions=[sge.AlterRename(this=sge.table_(_ident(new)))]))
 
 
+@contextlib.contextmanager
+def _readable(con: BaseBackend, obj: ibis.Table | pa.Table) -> Iterator[ibis.Table | pa.Table]:
+    """``obj`` in a form ``con`` reads without losing nulls.
+
+    Ibis hands Arrow data to PySpark through pandas, which turns null strings into the text 'NaN'
+    and null doubles into NaN; PySpark 4 reads Arrow directly and keeps them null.
+    """
+    if engine_name(con) != "pyspark" or isinstance(obj, ibis.Table):
+        yield obj
+        return
+    view = temp_name("arrow")
+    session = con._session  # type: ignore[attr-defined]
+    session.createDataFrame(obj).createOrReplaceTempView(view)
+    try:
+        yield con.table(view)
+    finally:
+        session.catalog.dropTempView(view)
+
+
 def write_table(con: BaseBackend, name: str, obj: ibis.Table | pa.Table) -> None:
     """Create or replace table ``name`` with ``obj``, atomically.
 
@@ -164,7 +184,8 @@ def write_table(con: BaseBackend, name: str, obj: ibis.Table | pa.Table) -> None
     failure while computing them leaves the previous table as it was.
     """
     tmp = temp_name(name)
-    con.create_table(tmp, obj)
+    with _readable(con, obj) as readable:
+        con.create_table(tmp, readable)
     _swap_in(con, tmp, name)
 
 
@@ -195,7 +216,8 @@ def replace_partitions(
     """
     keys = [by] if isinstance(by, str) else list(by)
     tmp = temp_name(name)
-    con.create_table(tmp, obj)
+    with _readable(con, obj) as readable:
+        con.create_table(tmp, readable)
     if not table_exists(con, name):
         _swap_in(con, tmp, name)
         return
@@ -238,13 +260,15 @@ def append_rows(con: BaseBackend, name: str, obj: ibis.Table | pa.Table) -> None
         write_table(con, name, obj)
         return
     columns = con.table(name).columns
-    if not isinstance(obj, ibis.Table):
-        obj = ibis.memtable(obj)
-    con.insert(name, obj.select(columns))
+    with _readable(con, obj) as readable:
+        if not isinstance(readable, ibis.Table):
+            readable = ibis.memtable(readable)
+        con.insert(name, readable.select(columns))
 
 
 def upload_arrow(con: BaseBackend, table: pa.Table, prefix: str = "upload") -> ibis.Table:
     """Put an Arrow table into the engine under a fresh temporary name and return it."""
     name = temp_name(prefix)
-    con.create_table(name, table)
+    with _readable(con, table) as readable:
+        con.create_table(name, readable)
     return con.table(name)
