@@ -1,0 +1,108 @@
+"""The CRM member contract and its transform into ``stg_crm__members``.
+
+Emails and phones become keyed pseudonyms (``email_pid``, ``phone_pid``) with a visible status; names,
+addresses and postcodes are dropped unless ``privacy.allowed_attributes`` keeps them as attributes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from spillover.errors import SpilloverConfigError
+from spillover.ingest.tabular import Column, SourceSpec
+from spillover.privacy.pseudonymise import pseudonymise_email, pseudonymise_phone
+
+if TYPE_CHECKING:
+    from spillover.config import Config
+
+__all__ = ["MEMBERS_TABLE", "members_spec", "attribute_name"]
+
+MEMBERS_TABLE = "stg_crm__members"
+
+#: Contract columns holding direct identifiers, and the kind each one is (used for redaction).
+DROPPED_IDENTIFIERS = {
+    "first_name": "name",
+    "last_name": "name",
+    "address": "address",
+    "postcode": "postcode",
+}
+PSEUDONYMISED = ("email", "phone")
+
+_BASE_SCHEMA = pa.schema(
+    [
+        ("member_id", pa.string()),
+        ("email_pid", pa.string()),
+        ("email_status", pa.string()),  # valid | invalid | missing
+        ("phone_pid", pa.string()),
+        ("phone_status", pa.string()),  # valid | invalid | missing
+        ("signup_date", pa.date32()),
+        ("tier", pa.string()),
+        ("region", pa.string()),
+        ("consent_analytics", pa.bool_()),
+        ("consent_ads", pa.bool_()),
+    ]
+)
+
+
+def attribute_name(column: str) -> str:
+    """The table column for a kept attribute: lowercase, anything but letters and digits as ``_``."""
+    name = re.sub(r"[^0-9a-z]+", "_", column.strip().lower()).strip("_")
+    return name if name and not name[0].isdigit() else f"attr_{name}"
+
+
+def members_spec(config: Config, *, key: bytes) -> SourceSpec:
+    """The CRM spec under ``config``: its allowed attributes become extra string columns."""
+    allowed = list(dict.fromkeys(config.privacy.allowed_attributes))
+    forbidden = [name for name in allowed if attribute_name(name) in PSEUDONYMISED]
+    if forbidden:
+        raise SpilloverConfigError(
+            f"privacy.allowed_attributes in spillover.toml names {', '.join(forbidden)}; emails and "
+            "phones are always pseudonymised and cannot be kept as plain attributes: remove them"
+        )
+    base_names = set(_BASE_SCHEMA.names)
+    kept_identifiers = [name for name in allowed if attribute_name(name) in DROPPED_IDENTIFIERS]
+    extra_attributes = [
+        name for name in allowed
+        if attribute_name(name) not in DROPPED_IDENTIFIERS and attribute_name(name) not in base_names
+    ]
+    region = config.privacy.phone_default_region
+    kept = {attribute_name(name) for name in kept_identifiers}
+    columns = (
+        Column("member_id", required=True, pseudonymous_id=True, hint="your CRM's member number"),
+        Column("email", identifier="email"),
+        Column("phone", identifier="phone"),
+        *(
+            Column(name, identifier=kind) if name not in kept else Column(name, free_text=True)
+            for name, kind in DROPPED_IDENTIFIERS.items()
+        ),
+        Column("signup_date", "date", required=True, hint="YYYY-MM-DD"),
+        Column("tier", free_text=True),
+        Column("region", free_text=True),
+        Column("consent_analytics", "boolean"),
+        Column("consent_ads", "boolean"),
+        *(Column(attribute_name(name), file_name=name, free_text=True) for name in extra_attributes),
+    )
+    attributes = [attribute_name(name) for name in kept_identifiers + extra_attributes]
+    schema = pa.schema(list(_BASE_SCHEMA) + [(name, pa.string()) for name in attributes])
+
+    def to_row(parsed: dict[str, object]) -> dict[str, object]:
+        email = pseudonymise_email(parsed["email"], key)  # type: ignore[arg-type]
+        phone = pseudonymise_phone(parsed["phone"], key, region)  # type: ignore[arg-type]
+        row = {name: parsed[name] for name in ("member_id", "signup_date", "tier", "region",
+                                               "consent_analytics", "consent_ads", *attributes)}
+        row.update(email_pid=email.pid, email_status=email.status,
+                   phone_pid=phone.pid, phone_status=phone.status)
+        return row
+
+    return SourceSpec(
+        source="crm",
+        table=MEMBERS_TABLE,
+        columns=columns,
+        key=("member_id",),
+        replace_by=("member_id",),
+        schema=schema,
+        to_row=to_row,
+    )
