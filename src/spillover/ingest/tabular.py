@@ -50,6 +50,8 @@ __all__ = [
     "Column",
     "Rejection",
     "SourceSpec",
+    "CheckedFile",
+    "check_file",
     "ingest_source",
     "source_spec",
     "read_records",
@@ -316,9 +318,6 @@ class SourceSpec:
     def has_identifiers(self) -> bool:
         return any(column.identifier for column in self.columns)
 
-    def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
-
 
 def source_spec(source: str, config: Config) -> SourceSpec:
     """The spec of ``source`` under ``config`` (the CRM spec depends on the privacy settings)."""
@@ -356,6 +355,7 @@ class _Input:
     header: list[str]
     records: Iterator[Record]
     kind: str  # csv | parquet
+    header_line: int = 1
 
 
 def _open_bytes(path: Path) -> io.BufferedIOBase:
@@ -412,6 +412,7 @@ def _read_csv(path: Path) -> _Input:
             if row and any(cell.strip() for cell in row):
                 header_fields = row
             consumed.clear()
+        header_line = reader.line_num
     except StopIteration:
         text.close()
         raise SpilloverInputError(
@@ -423,7 +424,7 @@ def _read_csv(path: Path) -> _Input:
         raise SpilloverInputError(f"{path}: cannot be read as CSV ({exc}); check the file") from None
     if _has_undecodable(",".join(header_fields)):
         text.close()
-        raise SpilloverInputError(f"{path}, line 1 (header): not valid UTF-8; save the file as UTF-8")
+        raise SpilloverInputError(f"{path}, line {header_line} (header): not valid UTF-8; save the file as UTF-8")
 
     def records() -> Iterator[Record]:
         previous = reader.line_num
@@ -454,7 +455,7 @@ def _read_csv(path: Path) -> _Input:
         finally:
             text.close()
 
-    return _Input([h.strip() for h in header_fields], records(), "csv")
+    return _Input([h.strip() for h in header_fields], records(), "csv", header_line)
 
 
 def _has_undecodable(text: str) -> bool:
@@ -508,7 +509,9 @@ class _Layout:
     redaction: list[str | None]  # per file position: None (keep) or the marker that replaces it
 
 
-def _resolve_header(spec: SourceSpec, header: list[str], mapping: dict[str, str], path: Path) -> _Layout:
+def _resolve_header(spec: SourceSpec, data: _Input, mapping: dict[str, str], path: Path) -> _Layout:
+    header = data.header
+    where = f"{path}, line {data.header_line} (header)" if data.kind == "csv" else f"{path} (schema)"
     known = {c.name for c in spec.columns if c.file_name is None}
     unknown = sorted(set(mapping) - known)
     if unknown:
@@ -530,7 +533,7 @@ def _resolve_header(spec: SourceSpec, header: list[str], mapping: dict[str, str]
         positions[column.name] = position
     if missing:
         raise SpilloverInputError(
-            f"{path}, line 1 (header): missing required column(s) {', '.join(missing)}; nothing was loaded. "
+            f"{where}: missing required column(s) {', '.join(missing)}; nothing was loaded. "
             f"Add them to the file, or if your file names them differently, map them in "
             f"[columns.{spec.source}] of spillover.toml (e.g. {missing[0].split()[0]} = \"YourColumnName\"). "
             f"Columns found: {', '.join(header) or '(none)'}"
@@ -542,7 +545,7 @@ def _resolve_header(spec: SourceSpec, header: list[str], mapping: dict[str, str]
     )
     if duplicated:
         raise SpilloverInputError(
-            f"{path}, line 1 (header): column(s) {', '.join(duplicated)} appear more than once; "
+            f"{where}: column(s) {', '.join(duplicated)} appear more than once; "
             "rename or remove the copies so each column is named once"
         )
     ignored = [header[p] for p in range(len(header)) if p not in used]
@@ -605,11 +608,34 @@ class _Candidate:
 
 
 @dataclass
-class _Outcome:
+class CheckedFile:
+    """A file read and checked in Python: the rows to load (identifiers already pseudonymised),
+    the rows refused, and the counts. Nothing has reached the engine yet."""
+
+    path: Path
     rows: list[dict[str, object]] = field(default_factory=list)
     quarantined: list[QuarantineRow] = field(default_factory=list)
     duplicates: int = 0
     read: int = 0
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+def check_file(
+    spec: SourceSpec, path: Path | str, *, config: Config, progress: Progress | None = None
+) -> CheckedFile:
+    """Read ``path`` and check every row against ``spec``, in Python.
+
+    Raises :class:`SpilloverInputError` when the file as a whole is unusable (missing, unreadable,
+    empty, missing required columns: all of them are named at once). Each row then ends in exactly
+    one of ``rows``, ``quarantined`` or the ``duplicates`` count.
+    """
+    path = Path(path)
+    data = read_records(path)
+    layout = _resolve_header(spec, data, dict(getattr(config.columns, spec.source)), path)
+    checked = _check_rows(spec, data, layout, path, config.privacy.phone_default_region,
+                          progress or NullProgress())
+    checked.ignored_columns = layout.ignored
+    return checked
 
 
 def ingest_source(
@@ -622,11 +648,11 @@ def ingest_source(
 ) -> LoadResult:
     """Load one CSV or Parquet file of ``source`` (crm, products, orders, order_items).
 
-    Missing required columns stop the load before anything is written. Otherwise every row ends
-    loaded, quarantined (``ops_quarantine``) or counted as an exact duplicate; the rows are merged
-    into the source's table by key (re-loading a file leaves the same rows); ``ops_loads`` records it.
+    A file that is unusable as a whole stops the load before anything is written. Otherwise every
+    row ends loaded, quarantined (``ops_quarantine``) or counted as an exact duplicate; accepted rows
+    are merged into the source's table by key, so re-loading a file leaves the same rows;
+    ``ops_loads`` records the load.
     """
-    progress = progress or NullProgress()
     spec = source_spec(source, config)
     path = Path(path)
     started = now_utc()
@@ -636,30 +662,24 @@ def ingest_source(
         raise SpilloverInputError(
             f"{path}: {', '.join(missing_tables)} does not exist yet; {spec.requires_hint}"
         )
-    data = read_records(path)
-    layout = _resolve_header(spec, data.header, dict(getattr(config.columns, spec.source)), path)
-    region = config.privacy.phone_default_region
-    outcome = _check_rows(spec, data, layout, path, region, progress)
+    checked = check_file(spec, path, config=config, progress=progress)
 
     lineage = {"_source_file": str(path), "_load_id": load_id}
-    carry_raw = spec.engine_check is not None
-    arrow = _to_arrow(spec, outcome.rows, lineage, carry_raw)
+    arrow = _to_arrow(spec, checked.rows, lineage, carry_raw=spec.engine_check is not None)
     staged_name = None
     engine_rejected = 0
     try:
         staged = upload_arrow(con, arrow, prefix=spec.source)
         staged_name = staged.get_name()
         accepted, rejections = (staged, []) if spec.engine_check is None else spec.engine_check(con, staged)
-        rejected_rows = [_quarantine_expr(r, load_id, spec.source) for r in rejections]
         engine_rejected = sum(int(r.rows.count().execute()) for r in rejections)
-        if carry_raw:
+        if spec.engine_check is not None:
             accepted = accepted.drop(RAW_COLUMN)
         _merge(con, spec, accepted)
-        python_rows = quarantine_arrow(load_id, spec.source, outcome.quarantined)
-        if outcome.quarantined or (engine_rejected and not table_exists(con, QUARANTINE_TABLE)):
-            write_quarantine(con, python_rows)
+        if checked.quarantined or (engine_rejected and not table_exists(con, QUARANTINE_TABLE)):
+            write_quarantine(con, quarantine_arrow(load_id, spec.source, checked.quarantined))
         if engine_rejected:
-            write_quarantine(con, _union(rejected_rows))
+            write_quarantine(con, _union([_quarantine_expr(r, load_id, spec.source) for r in rejections]))
     finally:
         if staged_name is not None:
             drop_table(con, staged_name)
@@ -668,11 +688,11 @@ def ingest_source(
         source=spec.source,
         load_id=load_id,
         files=[str(path)],
-        rows_read=outcome.read,
-        rows_loaded=len(outcome.rows) - engine_rejected,
-        rows_quarantined=len(outcome.quarantined) + engine_rejected,
-        duplicates_dropped=outcome.duplicates,
-        ignored_columns=layout.ignored,
+        rows_read=checked.read,
+        rows_loaded=len(checked.rows) - engine_rejected,
+        rows_quarantined=len(checked.quarantined) + engine_rejected,
+        duplicates_dropped=checked.duplicates,
+        ignored_columns=checked.ignored_columns,
         tables={spec.table: int(con.table(spec.table).count().execute())},
         started_at=started,
         finished_at=now_utc(),
@@ -683,8 +703,8 @@ def ingest_source(
 
 def _check_rows(
     spec: SourceSpec, data: _Input, layout: _Layout, path: Path, region: str, progress: Progress
-) -> _Outcome:
-    outcome = _Outcome()
+) -> CheckedFile:
+    checked = CheckedFile(path)
     task = progress.task(f"reading {path.name}")
     width = len(data.header)
     columns = [(column, layout.positions[column.name]) for column in spec.columns]
@@ -696,7 +716,7 @@ def _check_rows(
         # File and line are columns of the quarantine row; a record spanning lines says so.
         if record.last_line > record.line:
             message = f"{message} (the record spans lines {record.line}-{record.last_line})"
-        outcome.quarantined.append(
+        checked.quarantined.append(
             QuarantineRow(
                 source_file=str(path),
                 source_line=record.line,
@@ -708,8 +728,8 @@ def _check_rows(
         )
 
     for record in data.records:
-        outcome.read += 1
-        if outcome.read % _PROGRESS_EVERY == 0:
+        checked.read += 1
+        if checked.read % _PROGRESS_EVERY == 0:
             progress.advance(task, _PROGRESS_EVERY)
         if record.problem is not None:
             reject(record, None, record.problem.reason, record.problem.message)
@@ -747,7 +767,9 @@ def _check_rows(
             continue
         key = tuple(parsed[k] for k in spec.key)
         by_key.setdefault(key, []).append(len(candidates))
-        candidates.append(_Candidate(record, tuple(parsed.values()), spec.to_row(parsed)))
+        row = spec.to_row(parsed)
+        # Duplicates are judged on what is kept, after normalisation ("A@x.com" equals "a@x.com").
+        candidates.append(_Candidate(record, tuple(row.values()), row))
 
     conflicting: set[int] = set()
     duplicate: set[int] = set()
@@ -759,7 +781,7 @@ def _check_rows(
             duplicate.update(members[1:])
             continue
         conflicting.update(members)
-        differing = _differing_columns(spec, [candidates[i].fingerprint for i in members])
+        differing = _differing_columns([candidates[i].row for i in members])
         lines = [candidates[i].record.line for i in members]
         shown_lines = ", ".join(str(n) for n in lines[:10]) + (" …" if len(lines) > 10 else "")
         key_text = ", ".join(f"{k} {_shown(v)}" for k, v in zip(spec.key, key))
@@ -770,20 +792,19 @@ def _check_rows(
                 f"{', '.join(differing)}; none of them was loaded: keep one row per "
                 f"{', '.join(spec.key)} and re-load the file",
             )
-    outcome.duplicates = len(duplicate)
-    outcome.rows = [
+    checked.duplicates = len(duplicate)
+    checked.rows = [
         dict(c.row, _source_line=c.record.line, **({RAW_COLUMN: _safe_raw(c.record, layout, spec, data.kind, region)}
                                                   if spec.engine_check is not None else {}))
         for i, c in enumerate(candidates)
         if i not in conflicting and i not in duplicate
     ]
-    progress.advance(task, outcome.read % _PROGRESS_EVERY)
-    return outcome
+    progress.advance(task, checked.read % _PROGRESS_EVERY)
+    return checked
 
 
-def _differing_columns(spec: SourceSpec, fingerprints: list[tuple[object, ...]]) -> list[str]:
-    names = [column.name for column in spec.columns]
-    return [name for i, name in enumerate(names) if len({fp[i] for fp in fingerprints}) > 1]
+def _differing_columns(rows: list[dict[str, object]]) -> list[str]:
+    return [name for name in rows[0] if len({row[name] for row in rows}) > 1]
 
 
 def _to_arrow(spec: SourceSpec, rows: list[dict[str, object]], lineage: dict[str, str], carry_raw: bool) -> pa.Table:
