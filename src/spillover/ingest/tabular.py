@@ -467,7 +467,9 @@ def _has_undecodable(text: str) -> bool:
 
 
 def _printable(text: str) -> str:
-    return text.encode("utf-8", errors="replace").decode("utf-8") if _has_undecodable(text) else text
+    if not _has_undecodable(text):
+        return text
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
 def _read_parquet(path: Path) -> _Input:
@@ -517,7 +519,8 @@ def _resolve_header(spec: SourceSpec, data: _Input, mapping: dict[str, str], pat
     if unknown:
         raise SpilloverConfigError(
             f"[columns.{spec.source}] of spillover.toml maps {', '.join(unknown)}, which "
-            f"{'is' if len(unknown) == 1 else 'are'} not {spec.source} column(s); "
+            f"{'is not a' if len(unknown) == 1 else 'are not'} {spec.source} "
+            f"column{'' if len(unknown) == 1 else 's'}; "
             f"the names on the left are spillover's: {', '.join(sorted(known))}"
         )
     by_name: dict[str, int] = {}
