@@ -56,7 +56,9 @@ def attribute_name(column: str) -> str:
 def members_spec(config: Config, *, key: bytes) -> SourceSpec:
     """The CRM spec under ``config``: its allowed attributes become extra string columns."""
     allowed = list(dict.fromkeys(config.privacy.allowed_attributes))
-    forbidden = [name for name in allowed if attribute_name(name) in PSEUDONYMISED]
+    # An attribute is the email or phone if it bears our name or the name the file gives them.
+    identifier_names = {attribute_name(config.columns.crm.get(ours, ours)) for ours in PSEUDONYMISED}
+    forbidden = [name for name in allowed if attribute_name(name) in identifier_names | set(PSEUDONYMISED)]
     if forbidden:
         raise SpilloverConfigError(
             f"privacy.allowed_attributes in spillover.toml names {', '.join(forbidden)}; emails and "
