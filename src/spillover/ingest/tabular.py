@@ -663,7 +663,8 @@ def ingest_source(
     missing_tables = [t for t in spec.requires_tables if not table_exists(con, t)]
     if missing_tables:
         raise SpilloverInputError(
-            f"{path}: {', '.join(missing_tables)} does not exist yet; {spec.requires_hint}"
+            f"{path}: {', '.join(missing_tables)} {'does' if len(missing_tables) == 1 else 'do'} not exist "
+            f"yet; {spec.requires_hint}"
         )
     checked = check_file(spec, path, config=config, progress=progress)
 
