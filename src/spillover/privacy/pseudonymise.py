@@ -147,6 +147,8 @@ def find_emails(text: str) -> list[str]:
 
 def find_phones(text: str, default_region: str = "US") -> list[str]:
     """Substrings of ``text`` that are valid phone numbers (as the ``phonenumbers`` matcher finds them)."""
+    if _DIGIT_RUN.search(text) is None:
+        return []  # too few digits for any phone number; skip the (slow) matcher
     matcher = phonenumbers.PhoneNumberMatcher(text, default_region.upper(), leniency=phonenumbers.Leniency.VALID)
     return [match.raw_string for match in matcher]
 
@@ -158,8 +160,6 @@ def redact_text(text: str, default_region: str = "US") -> str:
     an identifier may sit in an unexpected place.
     """
     text = _EMAIL_IN_TEXT.sub("<redacted:email>", text)
-    if _DIGIT_RUN.search(text) is None:
-        return text  # no phone number can hide here; skip the (slow) matcher
     for found in find_phones(text, default_region):
         text = text.replace(found, "<redacted:phone>")
     return text
