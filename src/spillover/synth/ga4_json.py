@@ -1,0 +1,259 @@
+"""GA4 events as BigQuery's JSON export writes them: one object per line, INT64 as strings, nulls kept.
+
+Rows are assembled column-wise from pre-rendered fragments (a client's device/geo/app context, the
+privacy block, each product's item fields), so no row is ever formatted on its own.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spillover.synth import text
+from spillover.synth.catalog import CATEGORIES, DEVICES, Catalog
+from spillover.synth.ga4_sessions import EVENT_NAMES, NAME, N_WEB_PROFILES, Events, PageIndex
+from spillover.synth.identity import member_ids
+from spillover.synth.people import CITIES
+
+HOSTNAME = "shop.example.com"
+WEB_STREAM_ID, IOS_STREAM_ID, ANDROID_STREAM_ID, DEVICE_STREAM_ID = "5162738490", "5162738491", "5162738492", "5162738493"
+CHUNK_EVENTS = text.CONSTANT_ROWS
+
+
+def _device(category, os, os_version, brand=None, model=None, marketing=None, browser=None,
+            browser_version=None, hardware=None):
+    web_info = None if browser is None else {"browser": browser, "browser_version": browser_version,
+                                             "hostname": HOSTNAME}
+    return {
+        "category": category, "mobile_brand_name": brand, "mobile_model_name": model,
+        "mobile_marketing_name": marketing, "mobile_os_hardware_model": hardware,
+        "operating_system": os, "operating_system_version": os_version, "vendor_id": None,
+        "advertising_id": None, "language": "en-us", "is_limited_ad_tracking": "No",
+        "time_zone_offset_seconds": None, "browser": None, "browser_version": None, "web_info": web_info,
+    }
+
+
+def _app_info(app_id, version, store, firebase):
+    return {"id": app_id, "version": version, "install_store": store, "firebase_app_id": firebase,
+            "install_source": store}
+
+
+_IOS_APP = _app_info("com.example.shop", "5.4.1", "com.apple", "1:555000111:ios:5a1b2c3d4e5f6a7b")
+_ANDROID_APP = _app_info("com.example.shop", "5.4.0", "com.android.vending", "1:555000111:android:0f1e2d3c4b5a6978")
+
+#: (device, app_info, stream_id, platform) per client profile; ga4_sessions numbers them.
+PROFILES = (
+    (_device("desktop", "Windows", "Windows 10", browser="Chrome", browser_version="124.0.6367.91"), None, WEB_STREAM_ID, "WEB"),
+    (_device("desktop", "Windows", "Windows 11", browser="Edge", browser_version="124.0.2478.67"), None, WEB_STREAM_ID, "WEB"),
+    (_device("desktop", "Macintosh", "Macintosh Intel 10.15", browser="Safari", browser_version="17.4.1"), None, WEB_STREAM_ID, "WEB"),
+    (_device("desktop", "Macintosh", "Macintosh Intel 10.15", browser="Chrome", browser_version="124.0.6367.91"), None, WEB_STREAM_ID, "WEB"),
+    (_device("desktop", "Linux", "(not set)", browser="Firefox", browser_version="125.0"), None, WEB_STREAM_ID, "WEB"),
+    (_device("mobile", "iOS", "iOS 17.4.1", "Apple", "iPhone", "(not set)", "Safari", "17.4"), None, WEB_STREAM_ID, "WEB"),
+    (_device("mobile", "Android", "Android 14", "Samsung", "SM-S911B", "Galaxy S23", "Chrome", "124.0.6367.82"), None, WEB_STREAM_ID, "WEB"),
+    (_device("mobile", "Android", "Android 14", "Google", "Pixel 8", "Pixel 8", "Chrome", "124.0.6367.82"), None, WEB_STREAM_ID, "WEB"),
+    (_device("tablet", "iOS", "iPadOS 17.4", "Apple", "iPad", "(not set)", "Safari", "17.4"), None, WEB_STREAM_ID, "WEB"),
+    (_device("mobile", "iOS", "iOS 17.4.1", "Apple", "iPhone", "iPhone 15", hardware="iPhone15,4"), _IOS_APP, IOS_STREAM_ID, "IOS"),
+    (_device("mobile", "iOS", "iOS 16.7.7", "Apple", "iPhone", "iPhone 13", hardware="iPhone14,5"), _IOS_APP, IOS_STREAM_ID, "IOS"),
+    (_device("mobile", "Android", "Android 14", "Samsung", "SM-S911B", "Galaxy S23", hardware="SM-S911B"), _ANDROID_APP, ANDROID_STREAM_ID, "ANDROID"),
+    (_device("mobile", "Android", "Android 13", "Google", "Pixel 7", "Pixel 7", hardware="Pixel 7"), _ANDROID_APP, ANDROID_STREAM_ID, "ANDROID"),
+    (_device("tablet", "Android", "Android 11", "Example", "LR-2", "Leaf e-Reader", hardware="LR-2"),
+     _app_info("com.example.devices.ereader", "3.2.0", "(not set)", "1:555000111:android:e4e4e4e4e4e4e4e4"), DEVICE_STREAM_ID, "ANDROID"),
+    (_device("smart speaker", "Android", "Android 9", "Example", "OS-1", "Orbit Smart Speaker", hardware="OS-1"),
+     _app_info("com.example.devices.speaker", "1.8.3", "(not set)", "1:555000111:android:5b5b5b5b5b5b5b5b"), DEVICE_STREAM_ID, "ANDROID"),
+    (_device("smart tv", "Android", "Android 11", "Example", "BS-4K", "Beam Streaming Stick", hardware="BS-4K"),
+     _app_info("com.example.devices.stick", "2.1.0", "(not set)", "1:555000111:android:7c7c7c7c7c7c7c7c"), DEVICE_STREAM_ID, "ANDROID"),
+)
+TRAFFIC_SOURCES = (
+    {"name": "(direct)", "medium": "(none)", "source": "(direct)"},
+    {"name": "(organic)", "medium": "organic", "source": "google"},
+    {"name": "spring_newsletter", "medium": "email", "source": "newsletter"},
+    {"name": "(referral)", "medium": "referral", "source": "social.example.com"},
+    {"name": "brand_search", "medium": "cpc", "source": "google"},
+)
+PRIVACY = (
+    {"analytics_storage": "Yes", "ads_storage": "Yes", "uses_transient_token": "No"},
+    {"analytics_storage": "Yes", "ads_storage": "No", "uses_transient_token": "No"},
+    {"analytics_storage": "No", "ads_storage": "No", "uses_transient_token": "No"},
+)
+ITEM_EVENTS = (NAME["view_item"], NAME["add_to_cart"], NAME["begin_checkout"], NAME["purchase"])
+NOT_SET = "(not set)"
+
+
+def _dump(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _string_param(key: str, value: str) -> str:
+    return _dump({"key": key, "value": {"string_value": value, "int_value": None, "float_value": None,
+                                        "double_value": None}})
+
+
+def transaction_ids(numbers: np.ndarray) -> pa.Array:
+    """``T`` and ten digits; null where the number is negative (not an online order)."""
+    numbers = np.asarray(numbers, dtype=np.int64)
+    digits = pc.utf8_lpad(text.integers(np.maximum(numbers, 0)), width=10, padding="0")
+    return text.null_where(text.join(["T", digits], len(numbers)), numbers < 0)
+
+
+class EventRenderer:
+    """Renders :class:`Events` into NDJSON lines."""
+
+    def __init__(self, catalog: Catalog, pages: PageIndex, person_city: np.ndarray):
+        self.catalog = catalog
+        self.person_city = person_city
+        # Fragments picked per row carry the constant text around them, so fewer columns are joined.
+        contexts = []
+        for device, app_info, stream, platform in PROFILES:
+            dimensions = {"hostname": HOSTNAME} if app_info is None else None
+            for city, _, state, _, metro in CITIES:
+                geo = {"city": city, "country": "United States", "continent": "Americas", "region": state,
+                       "sub_continent": "Northern America", "metro": metro}
+                for source in TRAFFIC_SOURCES:
+                    contexts.append(
+                        f',"user_ltv":null,"device":{_dump(device)},"geo":{_dump(geo)},"app_info":{_dump(app_info)},'
+                        f'"traffic_source":{_dump(source)},"stream_id":"{stream}","platform":"{platform}",'
+                        f'"event_dimensions":{_dump(dimensions)},"ecommerce":'
+                    )
+        self.contexts = pa.array(contexts)
+        self.privacy = pa.array([f',"privacy_info":{_dump(p)},"user_properties":[],"user_first_touch_timestamp":'
+                                 for p in PRIVACY])
+        self.names = pa.array([f'","event_name":"{name}","event_params":[' for name in EVENT_NAMES])
+        web_pages = ["https://shop.example.com/", "https://shop.example.com/checkout",
+                     "https://shop.example.com/checkout/complete", "https://shop.example.com/account/sign-in"]
+        web_pages += [f"https://shop.example.com/c/{c.slug}" for c in CATEGORIES]
+        web_pages += [f"https://shop.example.com/p/{pid}" for pid in catalog.product_id]
+        screens = ["Home", "Checkout", "OrderComplete", "SignIn"] + ["Category"] * len(CATEGORIES)
+        screens += ["ProductDetail"] * catalog.size
+        self.page_params = pa.array([_string_param("page_location", p) for p in web_pages]
+                                    + [_string_param("firebase_screen", s) for s in screens])
+        self.n_pages = len(web_pages)
+        self.login_params = pa.array([_string_param("method", "email"), _string_param("method", "device_registration")])
+        brands = {c.slug: c.brand for c in CATEGORIES}
+        item_prefix = []
+        for pid, name, category in zip(catalog.product_id, catalog.name, catalog.category):
+            brand = brands.get(category, "Example")
+            fields = {"item_id": pid, "item_name": name, "item_brand": brand, "item_variant": NOT_SET,
+                      "item_category": category, "item_category2": NOT_SET, "item_category3": NOT_SET,
+                      "item_category4": NOT_SET, "item_category5": NOT_SET}
+            item_prefix.append(_dump(fields)[:-1] + ',"price_in_usd":')
+        self.item_prefix = pa.array(item_prefix)
+        tail = ('"affiliation":"(not set)","location_id":"(not set)","item_list_id":"(not set)",'
+                '"item_list_name":"(not set)","item_list_index":"(not set)","promotion_id":"(not set)",'
+                '"promotion_name":"(not set)","creative_name":"(not set)","creative_slot":"(not set)","item_params":[]}')
+        self.coupon_tails = pa.array([f',"coupon":"(not set)",{tail}', f',"coupon":"SAVE10",{tail}'])
+        assert len(PROFILES) == 16 and N_WEB_PROFILES == 9 and len(DEVICES) == 3
+
+    def render(self, events: Events, event_date: str, transaction_number: np.ndarray) -> list[pa.Array]:
+        """Lines (each ending in a newline), in chunks of at most CHUNK_EVENTS rows."""
+        chunks = []
+        bounds = list(range(0, events.size, CHUNK_EVENTS)) + [events.size]
+        item_bounds = np.searchsorted(events.item_event, bounds)
+        for c in range(len(bounds) - 1):
+            chunks.append(self._render_chunk(events, bounds[c], bounds[c + 1], int(item_bounds[c]),
+                                             int(item_bounds[c + 1]), event_date, transaction_number))
+        return chunks
+
+    def _items(self, ev: Events, lo: int, hi: int, start: int, n: int, is_purchase: np.ndarray) -> tuple:
+        item_event = ev.item_event[lo:hi] - start
+        product, quantity = ev.item_product[lo:hi], ev.item_quantity[lo:hi]
+        price, discount = ev.item_price[lo:hi], ev.item_discount[lo:hi]
+        n_items = len(item_event)
+        per_event = np.bincount(item_event, minlength=n) if n_items else np.zeros(n, np.int64)
+        offsets = pa.array(np.concatenate([[0], np.cumsum(per_event)]).astype(np.int32))
+        if n_items == 0:
+            return pc.binary_join(pa.ListArray.from_arrays(offsets, pa.array([], pa.string())), ","), per_event, per_event
+        # Item revenue is reported on purchase events only.
+        with_revenue = is_purchase[item_event]
+        price_text = text.money(price)
+        revenue_text = text.money(price * quantity - discount, ~with_revenue)
+        rows = text.join([
+            text.pick(self.item_prefix, product), price_text, ',"price":', price_text, ',"quantity":"',
+            text.integers(quantity), '","item_revenue_in_usd":', revenue_text, ',"item_revenue":', revenue_text,
+            ',"item_refund_in_usd":null,"item_refund":null', text.pick(self.coupon_tails, (discount > 0).astype(np.int64)),
+        ], n_items)
+        items = pc.binary_join(pa.ListArray.from_arrays(offsets, rows), ",")
+        total_quantity = np.rint(np.bincount(item_event, weights=quantity, minlength=n)).astype(np.int64)
+        return items, per_event, total_quantity
+
+    def _render_chunk(self, ev: Events, start: int, stop: int, lo: int, hi: int, event_date: str,
+                      transaction_number: np.ndarray) -> pa.Array:
+        n = stop - start
+        s = slice(start, stop)
+        name = ev.name[s]
+        is_web = ev.profile[s] < N_WEB_PROFILES
+        session_id, session_number = ev.session_id[s], ev.session_number[s]
+        value = ev.value_cents[s]
+        has_value = value >= 0
+        is_purchase = name == NAME["purchase"]
+        order = ev.order[s]
+        tx_number = np.where(is_purchase & (order >= 0), transaction_number[np.maximum(order, 0)], -1)
+        has_tx = tx_number >= 0
+        tx_quoted = text.null_where(
+            text.join(['"T', pc.utf8_lpad(text.integers(np.maximum(tx_number, 0)), width=10, padding="0"), '"'], n),
+            ~has_tx)
+
+        # event_params: fragments joined with commas, absent ones (null) skipped.
+        session = text.null_where(text.join([
+            '{"key":"ga_session_id","value":{"string_value":null,"int_value":',
+            text.quoted_integers(session_id, session_id < 0),
+            ',"float_value":null,"double_value":null}},{"key":"ga_session_number","value":{"string_value":null,"int_value":',
+            text.quoted_integers(session_number, session_number < 0), ',"float_value":null,"double_value":null}}',
+        ], n), session_id == -2)
+        page_index = ev.page[s] + np.where(is_web, 0, self.n_pages)
+        page = text.null_where(text.pick(self.page_params, np.maximum(page_index, 0)), ev.page[s] < 0)
+        engagement = text.null_where(text.join([
+            '{"key":"engagement_time_msec","value":{"string_value":null,"int_value":"',
+            text.integers(np.maximum(ev.engagement_ms[s], 0)), '","float_value":null,"double_value":null}}'], n),
+            ev.engagement_ms[s] < 0)
+        value_param = text.null_where(text.join([
+            _string_param("currency", "USD"),
+            ',{"key":"value","value":{"string_value":null,"int_value":null,"float_value":null,"double_value":',
+            text.money(np.maximum(value, 0)), "}}"], n), ~has_value)
+        tx_param = text.null_where(text.join([
+            '{"key":"transaction_id","value":{"string_value":', tx_quoted,
+            ',"int_value":null,"float_value":null,"double_value":null}}'], n), ~has_tx)
+        method = text.null_where(text.pick(self.login_params, np.maximum(ev.login_method[s], 0)), ev.login_method[s] < 0)
+        params = pc.binary_join_element_wise(session, page, engagement, value_param, tx_param, method, ",",
+                                             null_handling="skip")
+
+        # Identity columns.
+        denied = ev.consent[s] == 2
+        first_touch = ev.first_touch_us[s]
+        web_id = text.join(['"', text.integers(100_000_000 + (ev.client_high[s] % np.uint64(1_900_000_000)).astype(np.int64)),
+                            ".", text.integers(np.maximum(first_touch, 0) // 1_000_000), '"'], n)
+        app_id = text.join(['"', text.hex_digits(ev.client_high[s], ev.client_low[s]), '"'], n)
+        pseudo_id = text.null_where(pc.if_else(pa.array(is_web), web_id, app_id), denied)
+        user_id = text.join_present(['"', member_ids(ev.user_member[s]), '"'], n)
+        city = self.person_city[ev.person[s]]
+        context = text.pick(self.contexts, (ev.profile[s] * len(CITIES) + city) * len(TRAFFIC_SOURCES) + ev.source[s])
+
+        # Items and the ecommerce block.
+        items, per_event, total_quantity = self._items(ev, lo, hi, start, n, is_purchase)
+        revenue = text.money(np.maximum(value, 0), ~is_purchase | ~has_value)
+        tx_or_not_set = pc.if_else(pa.array(has_tx), tx_quoted, pa.scalar('"(not set)"'))
+        ecommerce = text.null_where(text.join([
+            '{"total_item_quantity":"', text.integers(total_quantity), '","purchase_revenue_in_usd":', revenue,
+            ',"purchase_revenue":', revenue,
+            ',"refund_value_in_usd":null,"refund_value":null,"shipping_value_in_usd":null,"shipping_value":null,'
+            '"tax_value_in_usd":null,"tax_value":null,"unique_items":"', text.integers(per_event),
+            '","transaction_id":', tx_or_not_set, "}",
+        ], n), per_event == 0)
+
+        return text.join([
+            text.repeated(f'{{"event_date":"{event_date}","event_timestamp":"', n), text.integers(ev.timestamp_us[s]),
+            text.pick(self.names, name), params,
+            '],"event_previous_timestamp":null,"event_value_in_usd":', revenue,
+            ',"event_bundle_sequence_id":"', text.integers(ev.bundle[s]),
+            '","event_server_timestamp_offset":', text.quoted_integers(ev.server_offset[s], ev.server_offset[s] < 0),
+            ',"user_id":', user_id, ',"user_pseudo_id":', pseudo_id,
+            text.pick(self.privacy, ev.consent[s]), text.quoted_integers(first_touch, first_touch < 0),
+            context, ecommerce, ',"items":[', items,
+            '],"collected_traffic_source":null,"is_active_user":true,"batch_event_index":null,'
+            '"batch_ordering_id":null,"batch_page_id":null,"session_traffic_source_last_click":null,"publisher":null}\n',
+        ], n)
+
+
+__all__ = ["EventRenderer", "PROFILES", "transaction_ids", "ITEM_EVENTS"]

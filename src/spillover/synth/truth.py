@@ -1,0 +1,156 @@
+"""The ground truth: each adopter's downstream margin with and without the device, and the future.
+
+Margins are integer cents, accumulated day by day from the factual orders and from what the device
+changed (induced orders, cannibalised lines), so the world without the device shares every draw.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from spillover.synth.catalog import DEVICES, Catalog
+from spillover.synth.world import NEVER, Counterfactual, DayOrders
+
+HORIZONS = (90, 180, 365)
+HOLDOUT_WINDOWS = (180, 365)
+
+
+def _per_person(people: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    if len(people) == 0:
+        return np.zeros(size, dtype=np.int64)
+    return np.rint(np.bincount(people, weights=values, minlength=size)).astype(np.int64)
+
+
+class Ledger:
+    """Accumulates margins per person and per adopter; all money in integer cents."""
+
+    def __init__(self, size: int, days: int, catalog: Catalog):
+        self.size = size
+        self.days = days
+        self.catalog = catalog
+        n_devices, n_horizons = len(DEVICES), len(HORIZONS)
+        self.margin_with = np.zeros((n_devices, n_horizons, size), dtype=np.int64)
+        self.effect = np.zeros((n_devices, n_horizons, size), dtype=np.int64)  # with - without
+        self.induced_orders = np.zeros((n_devices, n_horizons, size), dtype=np.int64)
+        self.period_margin = np.zeros(size, dtype=np.int64)
+        self.period_revenue = np.zeros(size, dtype=np.int64)
+        self.period_orders = np.zeros(size, dtype=np.int64)
+        self.period_device_margin = np.zeros((n_devices, size), dtype=np.int64)
+        self.future_orders = np.zeros((len(HOLDOUT_WINDOWS), size), dtype=np.int64)
+        self.future_revenue = np.zeros((len(HOLDOUT_WINDOWS), size), dtype=np.int64)
+        self.future_margin = np.zeros((len(HOLDOUT_WINDOWS), size), dtype=np.int64)
+        self.units_sold = np.zeros(n_devices, dtype=np.int64)
+        self.hardware_margin = np.zeros(n_devices, dtype=np.int64)
+
+    def record(self, day: int, orders: DayOrders, counterfactual: Counterfactual,
+               adoption_day: np.ndarray, owners: list[np.ndarray]) -> None:
+        n = self.size
+        line_person = orders.person[orders.line_order()]
+        line_margin = orders.line_margin()
+        margin = _per_person(line_person, line_margin, n)
+        device_margin = []
+        for k in range(len(DEVICES)):
+            is_device = orders.line_product == self.catalog.device_product[k]
+            device_margin.append(_per_person(line_person[is_device], line_margin[is_device], n))
+            if day < self.days:
+                self.units_sold[k] += int(is_device.sum())
+                self.hardware_margin[k] += int(line_margin[is_device].sum())
+        if day < self.days:
+            self.period_margin += margin
+            self.period_revenue += _per_person(line_person, orders.line_revenue(), n)
+            self.period_orders += np.bincount(orders.person, minlength=n)
+            for k in range(len(DEVICES)):
+                self.period_device_margin[k] += device_margin[k]
+        else:
+            revenue = _per_person(line_person, orders.line_revenue(), n)
+            count = np.bincount(orders.person, minlength=n)
+            for w, window in enumerate(HOLDOUT_WINDOWS):
+                if day < self.days + window:
+                    self.future_orders[w] += count
+                    self.future_revenue[w] += revenue
+                    self.future_margin[w] += margin
+        for k in range(len(DEVICES)):
+            adopters = owners[k]
+            adopters = adopters[adoption_day[adopters, k] < self.days]
+            if len(adopters) == 0:
+                continue
+            elapsed = day - adoption_day[adopters, k]
+            induced = _per_person(counterfactual.induced_person[k], counterfactual.induced_margin[k], n)
+            cannibalised = _per_person(counterfactual.cannibalised_person[k],
+                                       counterfactual.cannibalised_margin[k], n)
+            induced_count = np.bincount(counterfactual.induced_person[k], minlength=n)
+            for h, horizon in enumerate(HORIZONS):
+                inside = adopters[(elapsed >= 1) & (elapsed <= horizon)]
+                self.margin_with[k, h, inside] += margin[inside] - device_margin[k][inside]
+                self.effect[k, h, inside] += induced[inside] - cannibalised[inside]
+                self.induced_orders[k, h, inside] += induced_count[inside]
+
+    # ---------------------------------------------------------------------------------------------
+
+    def impact(self, adoption_day: np.ndarray) -> dict[str, object]:
+        """The true ATT per device and horizon, the hardware margin, and the naive figures beside."""
+        out: dict[str, object] = {}
+        customers = self.period_orders > 0
+        for k, device in enumerate(DEVICES):
+            adopted = adoption_day[:, k] < self.days
+            adopters = np.flatnonzero(adopted)
+            att: dict[str, object] = {}
+            post: dict[str, float | None] = {}
+            for h, horizon in enumerate(HORIZONS):
+                effect = self.effect[k, h, adopters] / 100.0
+                observed = adoption_day[adopters, k] + horizon <= self.days - 1
+                att[str(horizon)] = {
+                    "att": _mean(effect),
+                    "se": _se(effect),
+                    "adopters": int(len(adopters)),
+                    "att_fully_observed": _mean(effect[observed]),
+                    "adopters_fully_observed": int(observed.sum()),
+                    "mean_margin_with": _mean(self.margin_with[k, h, adopters] / 100.0),
+                    "mean_margin_without": _mean((self.margin_with[k, h, adopters] - self.effect[k, h, adopters]) / 100.0),
+                }
+                post[str(horizon)] = _mean(self.margin_with[k, h, adopters] / 100.0)
+            owners = adopted & customers
+            others = ~adopted & customers
+            owner_margin = (self.period_margin - self.period_device_margin[k])[owners] / 100.0
+            other_margin = self.period_margin[others] / 100.0
+            units = int(self.units_sold[k])
+            out[device.key] = {
+                "product_id": device.product_id,
+                "name": device.name,
+                "price": device.price_cents / 100.0,
+                "promo_price": device.promo_price_cents / 100.0,
+                "unit_cost": device.unit_cost_cents / 100.0,
+                "list_hardware_margin_per_unit": (device.price_cents - device.unit_cost_cents) / 100.0,
+                "hardware_margin_per_unit": round(self.hardware_margin[k] / units / 100.0, 4) if units else None,
+                "units_sold": units,
+                "adopters": int(len(adopters)),
+                "att": att,
+                "naive": {
+                    "post_adoption_margin": post,
+                    "owners_mean_period_margin": _mean(owner_margin),
+                    "non_owners_mean_period_margin": _mean(other_margin),
+                    "owner_vs_non_owner_gap": _difference(owner_margin, other_margin),
+                },
+            }
+        return out
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return round(float(np.mean(values)), 4) if len(values) else None
+
+
+def _se(values: np.ndarray) -> float | None:
+    if len(values) < 2:
+        return None
+    return round(float(np.std(values, ddof=1) / math.sqrt(len(values))), 4)
+
+
+def _difference(a: np.ndarray, b: np.ndarray) -> float | None:
+    if len(a) == 0 or len(b) == 0:
+        return None
+    return round(float(np.mean(a) - np.mean(b)), 4)
+
+
+__all__ = ["HORIZONS", "HOLDOUT_WINDOWS", "Ledger", "NEVER"]
