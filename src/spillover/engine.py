@@ -207,14 +207,28 @@ def _swap_in(con: BaseBackend, tmp: str, name: str) -> None:
 
 
 def replace_partitions(
-    con: BaseBackend, name: str, obj: ibis.Table | pa.Table, by: str | Sequence[str]
+    con: BaseBackend,
+    name: str,
+    obj: ibis.Table | pa.Table,
+    by: str | Sequence[str],
+    *,
+    partitions: Sequence[Any] | None = None,
 ) -> None:
     """Replace, in table ``name``, every partition (distinct value of ``by``) present in ``obj``.
 
     Partitions absent from ``obj`` are kept; running the same load twice leaves the same rows. The
     swap is one transaction on DuckDB and a rewrite-and-rename elsewhere.
+
+    ``partitions`` (values of a single ``by`` column) names the partitions to replace instead: they
+    are emptied even where ``obj`` has no rows for them, and on DuckDB ``obj`` is then inserted
+    inside the delete's transaction without a staging copy.
     """
     keys = [by] if isinstance(by, str) else list(by)
+    if partitions is not None:
+        if len(keys) != 1:
+            raise ValueError("replace_partitions: `partitions` needs exactly one `by` column")
+        _replace_listed_partitions(con, name, obj, keys[0], list(partitions))
+        return
     tmp = temp_name(name)
     with _readable(con, obj) as readable:
         con.create_table(tmp, readable)
@@ -252,6 +266,36 @@ def _replace_partitions_duckdb(con: BaseBackend, name: str, tmp: str, keys: list
         raise
     finally:
         drop_table(con, tmp)
+
+
+def _replace_listed_partitions(
+    con: BaseBackend, name: str, obj: ibis.Table | pa.Table, key: str, partitions: list[Any]
+) -> None:
+    if not table_exists(con, name):
+        write_table(con, name, obj)
+        return
+    columns = con.table(name).columns
+    if engine_name(con) != "duckdb":
+        old = con.table(name)
+        with _readable(con, obj) as readable:
+            new = readable if isinstance(readable, ibis.Table) else ibis.memtable(readable)
+            kept = old.filter(~old[key].isin(partitions)) if partitions else old
+            write_table(con, name, kept.union(new.select(columns)))
+        return
+    if not isinstance(obj, ibis.Table):
+        obj = ibis.memtable(obj)
+    target = sge.table_(_ident(name))
+    listed = [sge.convert(value) for value in partitions]
+    raw = con.con
+    raw.begin()
+    try:
+        if listed:
+            _sql(con, sge.delete(target, where=sge.column(_ident(key)).isin(*listed)))
+        con.insert(name, obj.select(columns))
+        raw.commit()
+    except Exception:
+        raw.rollback()
+        raise
 
 
 def append_rows(con: BaseBackend, name: str, obj: ibis.Table | pa.Table) -> None:
