@@ -89,7 +89,7 @@ DEVICES: tuple[GatewayDevice, ...] = (
     GatewayDevice(
         key="ereader", product_id="G001", name="Leaf e-Reader", price_cents=9999, unit_cost_cents=10460,
         promo_price_cents=7999, launch_fraction=0.0,
-        attach_base=0.0045, attach_tech=0.4, attach_taste=1.2, attach_basket=0.3,
+        attach_base=0.008, attach_tech=0.4, attach_taste=1.2, attach_basket=0.3,
         taste_categories=("books", "ebooks"),
         effect_rate=0.035, effect_build_days=7.0, effect_floor=0.45, effect_decay_days=120.0,
         effect_taste_power=1.0, induced_categories=("ebooks",), induced_extra_lines=0.0,
@@ -98,13 +98,13 @@ DEVICES: tuple[GatewayDevice, ...] = (
     ),
     GatewayDevice(
         key="speaker", product_id="G002", name="Orbit Smart Speaker", price_cents=3499,
-        unit_cost_cents=3640, promo_price_cents=2499, launch_fraction=0.15,
-        attach_base=0.0085, attach_tech=0.9, attach_taste=0.5, attach_basket=0.5,
+        unit_cost_cents=3890, promo_price_cents=2499, launch_fraction=0.15,
+        attach_base=0.019, attach_tech=0.9, attach_taste=0.5, attach_basket=0.5,
         taste_categories=("music",),
-        effect_rate=0.004, effect_build_days=3.0, effect_floor=0.5, effect_decay_days=45.0,
+        effect_rate=0.003, effect_build_days=3.0, effect_floor=0.5, effect_decay_days=45.0,
         effect_taste_power=0.5, induced_categories=("groceries", "household"), induced_extra_lines=0.7,
-        cannibalised_categories=("groceries", "household"), cannibalisation=0.04,
-        usage_per_day=1.4,
+        cannibalised_categories=("groceries", "household"), cannibalisation=0.05,
+        usage_per_day=1.0,
         usage_events=(("voice_timer", 0.38), ("voice_weather", 0.30), ("voice_music", 0.30),
                       ("voice_shop", 0.02)),
         client_profile="speaker",
@@ -112,7 +112,7 @@ DEVICES: tuple[GatewayDevice, ...] = (
     GatewayDevice(
         key="stick", product_id="G003", name="Beam Streaming Stick", price_cents=3999,
         unit_cost_cents=3890, promo_price_cents=2999, launch_fraction=0.35,
-        attach_base=0.0045, attach_tech=0.6, attach_taste=1.2, attach_basket=0.3,
+        attach_base=0.0105, attach_tech=0.6, attach_taste=1.2, attach_basket=0.3,
         taste_categories=("video",),
         effect_rate=0.02, effect_build_days=3.0, effect_floor=0.3, effect_decay_days=60.0,
         effect_taste_power=1.0, induced_categories=("video",), induced_extra_lines=0.0,
@@ -132,8 +132,8 @@ class Subscription:
     price_cents: int = 499
     unit_cost_cents: int = 140
     billing_days: int = 30
-    uptake_per_day: float = 0.0002  # hazard per day of ownership, plus a launch bump
-    uptake_bump_per_day: float = 0.0015
+    uptake_per_day: float = 0.0001  # hazard per day of ownership, plus a launch bump
+    uptake_bump_per_day: float = 0.0008
     uptake_bump_days: float = 30.0
     cancel_after_bill: float = 0.15
 
