@@ -14,8 +14,7 @@ import pyarrow.compute as pc
 
 from spillover.synth import text
 from spillover.synth.catalog import CATEGORIES, DEVICES, Catalog
-from spillover.synth.ga4_sessions import EVENT_NAMES, NAME, N_WEB_PROFILES, Events, PageIndex
-from spillover.synth.identity import member_ids
+from spillover.synth.ga4_sessions import EVENT_NAMES, NAME, N_WEB_PROFILES, Events, PageIndex, web_client_number
 from spillover.synth.people import CITIES
 
 HOSTNAME = "shop.example.com"
@@ -94,8 +93,7 @@ def _string_param(key: str, value: str) -> str:
 def transaction_ids(numbers: np.ndarray) -> pa.Array:
     """``T`` and ten digits; null where the number is negative (not an online order)."""
     numbers = np.asarray(numbers, dtype=np.int64)
-    digits = pc.utf8_lpad(text.integers(np.maximum(numbers, 0)), width=10, padding="0")
-    return text.null_where(text.join(["T", digits], len(numbers)), numbers < 0)
+    return text.fixed_digits(np.maximum(numbers, 0), 10, prefix="T", null_mask=numbers < 0)
 
 
 class EventRenderer:
@@ -191,14 +189,12 @@ class EventRenderer:
         order = ev.order[s]
         tx_number = np.where(is_purchase & (order >= 0), transaction_number[np.maximum(order, 0)], -1)
         has_tx = tx_number >= 0
-        tx_quoted = text.null_where(
-            text.join(['"T', pc.utf8_lpad(text.integers(np.maximum(tx_number, 0)), width=10, padding="0"), '"'], n),
-            ~has_tx)
+        tx_quoted = text.fixed_digits(np.maximum(tx_number, 0), 10, prefix="T", quoted=True, null_mask=~has_tx)
 
         # event_params: fragments joined with commas, absent ones (null) skipped.
         session = text.null_where(text.join([
             '{"key":"ga_session_id","value":{"string_value":null,"int_value":',
-            text.quoted_integers(session_id, session_id < 0),
+            text.fixed_digits(np.maximum(session_id, 0), 10, quoted=True, null_mask=session_id < 0),
             ',"float_value":null,"double_value":null}},{"key":"ga_session_number","value":{"string_value":null,"int_value":',
             text.quoted_integers(session_number, session_number < 0), ',"float_value":null,"double_value":null}}',
         ], n), session_id == -2)
@@ -208,13 +204,15 @@ class EventRenderer:
             '{"key":"engagement_time_msec","value":{"string_value":null,"int_value":"',
             text.integers(np.maximum(ev.engagement_ms[s], 0)), '","float_value":null,"double_value":null}}'], n),
             ev.engagement_ms[s] < 0)
-        value_param = text.null_where(text.join([
+        with_value = np.flatnonzero(has_value)
+        value_param = text.scatter(text.join([
             _string_param("currency", "USD"),
             ',{"key":"value","value":{"string_value":null,"int_value":null,"float_value":null,"double_value":',
-            text.money(np.maximum(value, 0)), "}}"], n), ~has_value)
-        tx_param = text.null_where(text.join([
-            '{"key":"transaction_id","value":{"string_value":', tx_quoted,
-            ',"int_value":null,"float_value":null,"double_value":null}}'], n), ~has_tx)
+            text.money(value[with_value]), "}}"], len(with_value)), with_value, n)
+        with_tx = np.flatnonzero(has_tx)
+        tx_param = text.scatter(text.join([
+            '{"key":"transaction_id","value":{"string_value":', tx_quoted.take(pa.array(with_tx)),
+            ',"int_value":null,"float_value":null,"double_value":null}}'], len(with_tx)), with_tx, n)
         method = text.null_where(text.pick(self.login_params, np.maximum(ev.login_method[s], 0)), ev.login_method[s] < 0)
         params = pc.binary_join_element_wise(session, page, engagement, value_param, tx_param, method, ",",
                                              null_handling="skip")
@@ -222,34 +220,39 @@ class EventRenderer:
         # Identity columns.
         denied = ev.consent[s] == 2
         first_touch = ev.first_touch_us[s]
-        web_id = text.join(['"', text.integers(100_000_000 + (ev.client_high[s] % np.uint64(1_900_000_000)).astype(np.int64)),
-                            ".", text.integers(np.maximum(first_touch, 0) // 1_000_000), '"'], n)
-        app_id = text.join(['"', text.hex_digits(ev.client_high[s], ev.client_low[s]), '"'], n)
+        web_id = text.fixed_width(['"', text.digit_matrix(web_client_number(ev.client_high[s]), 10), ".",
+                                   text.digit_matrix(np.maximum(first_touch, 0) // 1_000_000, 10), '"'], n)
+        app_id = text.hex_digits(ev.client_high[s], ev.client_low[s], quoted=True)
         pseudo_id = text.null_where(pc.if_else(pa.array(is_web), web_id, app_id), denied)
-        user_id = text.join_present(['"', member_ids(ev.user_member[s]), '"'], n)
+        user_id = text.fixed_digits(np.maximum(ev.user_member[s], 0), 8, prefix="M", quoted=True,
+                                    null_mask=ev.user_member[s] < 0)
         city = self.person_city[ev.person[s]]
         context = text.pick(self.contexts, (ev.profile[s] * len(CITIES) + city) * len(TRAFFIC_SOURCES) + ev.source[s])
 
         # Items and the ecommerce block.
         items, per_event, total_quantity = self._items(ev, lo, hi, start, n, is_purchase)
         revenue = text.money(np.maximum(value, 0), ~is_purchase | ~has_value)
-        tx_or_not_set = pc.if_else(pa.array(has_tx), tx_quoted, pa.scalar('"(not set)"'))
-        ecommerce = text.null_where(text.join([
-            '{"total_item_quantity":"', text.integers(total_quantity), '","purchase_revenue_in_usd":', revenue,
-            ',"purchase_revenue":', revenue,
+        ecommerce_rows = np.flatnonzero(per_event > 0)
+        m = len(ecommerce_rows)
+        rows = pa.array(ecommerce_rows)
+        ecommerce = text.scatter(text.join([
+            '{"total_item_quantity":"', text.integers(total_quantity[ecommerce_rows]), '","purchase_revenue_in_usd":',
+            revenue.take(rows), ',"purchase_revenue":', revenue.take(rows),
             ',"refund_value_in_usd":null,"refund_value":null,"shipping_value_in_usd":null,"shipping_value":null,'
-            '"tax_value_in_usd":null,"tax_value":null,"unique_items":"', text.integers(per_event),
-            '","transaction_id":', tx_or_not_set, "}",
-        ], n), per_event == 0)
+            '"tax_value_in_usd":null,"tax_value":null,"unique_items":"', text.integers(per_event[ecommerce_rows]),
+            '","transaction_id":', text.fill_null(tx_quoted.take(rows), '"(not set)"'), "}",
+        ], m), ecommerce_rows, n)
 
         return text.join([
-            text.repeated(f'{{"event_date":"{event_date}","event_timestamp":"', n), text.integers(ev.timestamp_us[s]),
+            text.fixed_digits(ev.timestamp_us[s], 16, prefix=f'{{"event_date":"{event_date}","event_timestamp":"'),
             text.pick(self.names, name), params,
             '],"event_previous_timestamp":null,"event_value_in_usd":', revenue,
-            ',"event_bundle_sequence_id":"', text.integers(ev.bundle[s]),
-            '","event_server_timestamp_offset":', text.quoted_integers(ev.server_offset[s], ev.server_offset[s] < 0),
+            ',"event_bundle_sequence_id":"', text.fixed_digits(ev.bundle[s], 10),
+            '","event_server_timestamp_offset":',
+            text.fixed_digits(np.maximum(ev.server_offset[s], 0), 7, quoted=True, null_mask=ev.server_offset[s] < 0),
             ',"user_id":', user_id, ',"user_pseudo_id":', pseudo_id,
-            text.pick(self.privacy, ev.consent[s]), text.quoted_integers(first_touch, first_touch < 0),
+            text.pick(self.privacy, ev.consent[s]),
+            text.fixed_digits(np.maximum(first_touch, 0), 16, quoted=True, null_mask=first_touch < 0),
             context, ecommerce, ',"items":[', items,
             '],"collected_traffic_source":null,"is_active_user":true,"batch_event_index":null,'
             '"batch_ordering_id":null,"batch_page_id":null,"session_traffic_source_last_click":null,"publisher":null}\n',

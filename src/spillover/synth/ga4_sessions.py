@@ -63,6 +63,11 @@ WEB_GAP_SECONDS, DEVICE_GAP_SECONDS = 40.0, 480.0
 DUPLICATE_ROW_SHARE = 0.002
 
 
+def web_client_number(id_high: np.ndarray) -> np.ndarray:
+    """The random ten-digit half of a web client id (``1234567890.<first visit seconds>``)."""
+    return (1_000_000_000 + (np.asarray(id_high, dtype=np.uint64) % np.uint64(1_000_000_000))).astype(np.int64)
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -393,8 +398,8 @@ class SessionBuilder:
             value = np.where(has_items, np.rint(summed).astype(np.int64), -1)
         item_count = np.bincount(item_event, minlength=n_events) if len(item_event) else np.zeros(n_events, np.int64)
 
-        bundle = rng.integers(100_000_000, 4_000_000_000, n_events)
-        server_offset = np.where(is_app_event, rng.integers(100, 3_000_000, n_events), -1)
+        bundle = rng.integers(1_000_000_000, 4_000_000_000, n_events)
+        server_offset = np.where(is_app_event, rng.integers(1_000_000, 10_000_000, n_events), -1)
         sid_present = consent[event_session] != CONSENT_DENIED
         events = Events(
             timestamp_us=timestamp,
@@ -509,7 +514,7 @@ class SessionBuilder:
             value_cents=revenue,
             order=bills,
             login_method=np.full(n, -1),
-            bundle=rng.integers(100_000_000, 4_000_000_000, n),
+            bundle=rng.integers(1_000_000_000, 4_000_000_000, n),
             server_offset=np.full(n, -1),
             item_count=np.ones(n, dtype=np.int64),
             item_event=np.arange(n),
@@ -592,4 +597,4 @@ class PageIndex:
         return page
 
 
-__all__ = ["Clients", "Events", "EVENT_NAMES", "NEVER", "PageIndex", "SessionBuilder", "SLOTS", "WEB_APP_SLOTS"]
+__all__ = ["web_client_number", "Clients", "Events", "EVENT_NAMES", "NEVER", "PageIndex", "SessionBuilder", "SLOTS", "WEB_APP_SLOTS"]

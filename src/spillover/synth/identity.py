@@ -29,15 +29,13 @@ MESSY_EMAIL_SHARE = 0.03  # primary CRM emails typed with capitals
 
 
 def person_ids(people: np.ndarray) -> pa.Array:
-    return text.join(["person_", pc.utf8_lpad(text.integers(people), width=7, padding="0")], len(people))
+    return text.fixed_digits(people, 7, prefix="person_")
 
 
 def member_ids(numbers: np.ndarray) -> pa.Array:
     """``M`` and eight digits; null where the number is negative (no member)."""
     numbers = np.asarray(numbers, dtype=np.int64)
-    missing = numbers < 0
-    digits = pc.utf8_lpad(text.integers(np.maximum(numbers, 0)), width=8, padding="0")
-    return text.null_where(text.join(["M", digits], len(numbers)), missing)
+    return text.fixed_digits(np.maximum(numbers, 0), 8, prefix="M", null_mask=numbers < 0)
 
 
 def emails(pop: Population, people: np.ndarray) -> pa.Array:

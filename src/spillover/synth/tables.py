@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from spillover.synth import text
 from spillover.synth.catalog import CATEGORIES, DEVICES, Catalog
 from spillover.synth.ga4_json import transaction_ids
-from spillover.synth.ga4_sessions import N_WEB_PROFILES, SLOTS, Clients
+from spillover.synth.ga4_sessions import N_WEB_PROFILES, SLOTS, Clients, web_client_number
 from spillover.synth.identity import emails, member_ids, person_ids
 from spillover.synth.people import Population
 from spillover.synth.truth import HOLDOUT_WINDOWS, HORIZONS, Ledger
@@ -41,7 +41,7 @@ def write_csv(handle: BinaryIO, columns: list[pa.Array], n: int) -> None:
 
 
 def order_ids(numbers: np.ndarray) -> pa.Array:
-    return text.join(["O", pc.utf8_lpad(text.integers(numbers), width=9, padding="0")], len(numbers))
+    return text.fixed_digits(numbers, 9, prefix="O")
 
 
 def write_products(path: Path, catalog: Catalog) -> None:
@@ -91,9 +91,7 @@ class OrderWriter:
         self.guest_email_used[person[guest_email]] = True
         email = text.null_where(emails(self.pop, person), ~guest_email)
         store = orders.store[s]
-        store_id = text.null_where(
-            text.join(["S", pc.utf8_lpad(text.integers(np.maximum(store, 0) + 1), width=3, padding="0")], n),
-            store < 0)
+        store_id = text.fixed_digits(np.maximum(store, 0) + 1, 3, prefix="S", null_mask=store < 0)
         ids = order_ids(number[s])
         write_csv(self.orders, [
             ids, member_ids(orders.member_number[s]), email, text.iso_seconds(order_time_us[s]),
@@ -125,8 +123,8 @@ def client_ids(clients: Clients, people: np.ndarray, slots: np.ndarray) -> pa.Ar
     """The user_pseudo_id text of clients (as the GA4 rows write it, without quotes)."""
     n = len(people)
     high, low = clients.id_high[people, slots], clients.id_low[people, slots]
-    web = text.join([text.integers(100_000_000 + (high % np.uint64(1_900_000_000)).astype(np.int64)), ".",
-                     text.integers(np.maximum(clients.first_touch_us[people, slots], 0) // 1_000_000)], n)
+    web = text.fixed_width([text.digit_matrix(web_client_number(high), 10), ".",
+                            text.digit_matrix(np.maximum(clients.first_touch_us[people, slots], 0) // 1_000_000, 10)], n)
     app = text.hex_digits(high, low)
     return pc.if_else(pa.array(clients.profile[people, slots] < N_WEB_PROFILES), web, app)
 

@@ -69,6 +69,55 @@ def integers(values: np.ndarray, null_mask: np.ndarray | None = None) -> pa.Arra
     return pc.cast(array, pa.string())
 
 
+def _from_matrix(matrix: np.ndarray, null_mask: np.ndarray | None) -> pa.Array:
+    """Rows of a (n, width) byte matrix as strings (zero-copy); rows in ``null_mask`` are null."""
+    n, width = matrix.shape
+    offsets = np.arange(n + 1, dtype=np.int32) * width
+    validity = None
+    if null_mask is not None and null_mask.any():
+        validity = pa.py_buffer(np.packbits(~np.asarray(null_mask, dtype=bool), bitorder="little"))
+    data = np.ascontiguousarray(matrix)
+    return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def digit_matrix(values: np.ndarray, width: int) -> np.ndarray:
+    """Integers in [0, 10**width) as (n, width) ASCII digits, zero-padded on the left.
+
+    Adding 10**width makes every number exactly width + 1 digits long, so Arrow's (fast) cast to
+    text lays them out as a matrix whose first column is the leading 1.
+    """
+    values = np.asarray(values, dtype=np.int64)
+    n = len(values)
+    if n == 0:
+        return np.empty((0, width), dtype=np.uint8)
+    if width > 18 or values.min() < 0 or values.max() >= 10**width:
+        raise ValueError(f"values do not fit in {width} digits")
+    digits = pc.cast(pa.array(values + 10**width), pa.string())
+    data = np.frombuffer(digits.buffers()[2], dtype=np.uint8, count=n * (width + 1))
+    return data.reshape(n, width + 1)[:, 1:]
+
+
+def fixed_width(parts: Sequence[str | np.ndarray], n: int, null_mask: np.ndarray | None = None) -> pa.Array:
+    """Strings of one width from constant texts and (n, w) byte matrices placed side by side."""
+    blocks = [np.frombuffer(p.encode(), dtype=np.uint8) if isinstance(p, str) else p for p in parts]
+    width = sum(b.shape[-1] for b in blocks)
+    matrix = np.empty((n, width), dtype=np.uint8)
+    column = 0
+    for block in blocks:
+        matrix[:, column: column + block.shape[-1]] = block
+        column += block.shape[-1]
+    return _from_matrix(matrix, null_mask)
+
+
+def fixed_digits(values: np.ndarray, width: int, *, prefix: str = "", quoted: bool = False,
+                 null_mask: np.ndarray | None = None) -> pa.Array:
+    """Non-negative integers as exactly ``width`` zero-padded digits after ``prefix``, optionally
+    in double quotes (``"M00000284"``), rendered without a per-value cast."""
+    quote = '"' if quoted else ""
+    digits = digit_matrix(values, width)
+    return fixed_width([quote + prefix, digits, quote], len(digits), null_mask)
+
+
 def quoted_integers(values: np.ndarray, null_mask: np.ndarray | None = None) -> pa.Array:
     """INT64 the way BigQuery's JSON export writes it: a quoted string, or null."""
     digits = integers(values, null_mask)
@@ -101,6 +150,19 @@ def _table(values: tuple[str, ...]) -> pa.Array:
     return pa.array(list(values), pa.string())
 
 
+def scatter(values: pa.Array, rows: np.ndarray, n: int) -> pa.Array:
+    """An ``n``-row column holding ``values`` at ``rows`` (in order) and null elsewhere."""
+    index = np.zeros(n, dtype=np.int64)
+    index[rows] = np.arange(len(rows))
+    missing = np.ones(n, dtype=bool)
+    missing[rows] = False
+    return values.take(pa.array(index, mask=missing))
+
+
+def fill_null(values: pa.Array, replacement: str) -> pa.Array:
+    return pc.fill_null(values, pa.scalar(replacement, pa.string()))
+
+
 def null_where(values: pa.Array, mask: np.ndarray) -> pa.Array:
     """``values`` with the rows in ``mask`` set to null."""
     if not mask.any():
@@ -108,16 +170,18 @@ def null_where(values: pa.Array, mask: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(mask), pa.scalar(None, values.type), values)
 
 
-def hex_digits(high: np.ndarray, low: np.ndarray) -> pa.Array:
+def hex_digits(high: np.ndarray, low: np.ndarray, *, quoted: bool = False) -> pa.Array:
     """32 lowercase hex digits from two unsigned 64-bit numbers (an app-instance id)."""
     n = len(high)
+    q = 1 if quoted else 0
     alphabet = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
     shifts = np.arange(60, -4, -4, dtype=np.uint64)
-    digits = np.empty((n, 32), dtype=np.uint8)
-    digits[:, :16] = alphabet[(np.asarray(high, dtype=np.uint64)[:, None] >> shifts) & np.uint64(15)]
-    digits[:, 16:] = alphabet[(np.asarray(low, dtype=np.uint64)[:, None] >> shifts) & np.uint64(15)]
-    offsets = np.arange(n + 1, dtype=np.int32) * 32
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(digits.tobytes())])
+    matrix = np.empty((n, 32 + 2 * q), dtype=np.uint8)
+    matrix[:, q:q + 16] = alphabet[(np.asarray(high, dtype=np.uint64)[:, None] >> shifts) & np.uint64(15)]
+    matrix[:, q + 16:q + 32] = alphabet[(np.asarray(low, dtype=np.uint64)[:, None] >> shifts) & np.uint64(15)]
+    if quoted:
+        matrix[:, 0] = matrix[:, -1] = 34
+    return _from_matrix(matrix, None)
 
 
 def iso_seconds(utc_us: np.ndarray) -> pa.Array:
