@@ -25,8 +25,6 @@ import pyarrow as pa
 from spillover.engine import drop_table, replace_partitions, table_exists, upload_arrow, write_table
 from spillover.errors import SpilloverConfigError, SpilloverInputError
 from spillover.ingest.quarantine import (
-    QUARANTINE_SCHEMA,
-    QUARANTINE_TABLE,
     LoadResult,
     QuarantineRow,
     new_load_id,
@@ -670,31 +668,28 @@ def ingest_source(
 
     lineage = {"_source_file": str(path), "_load_id": load_id}
     arrow = _to_arrow(spec, checked.rows, lineage, carry_raw=spec.engine_check is not None)
-    staged_name = None
-    engine_rejected = 0
-    try:
+    refused: list[QuarantineRow] = []
+    if spec.engine_check is None:
+        _merge(con, spec, arrow)
+    else:
         staged = upload_arrow(con, arrow, prefix=spec.source)
-        staged_name = staged.get_name()
-        accepted, rejections = (staged, []) if spec.engine_check is None else spec.engine_check(con, staged)
-        engine_rejected = sum(int(r.rows.count().execute()) for r in rejections)
-        if spec.engine_check is not None:
-            accepted = accepted.drop(RAW_COLUMN)
-        _merge(con, spec, accepted)
-        if checked.quarantined or (engine_rejected and not table_exists(con, QUARANTINE_TABLE)):
-            write_quarantine(con, quarantine_arrow(load_id, spec.source, checked.quarantined))
-        if engine_rejected:
-            write_quarantine(con, _union([_quarantine_expr(r, load_id, spec.source) for r in rejections]))
-    finally:
-        if staged_name is not None:
-            drop_table(con, staged_name)
+        try:
+            accepted, rejections = spec.engine_check(con, staged)
+            refused = _refused_rows(rejections, config.privacy.phone_default_region)
+            _merge(con, spec, accepted.drop(RAW_COLUMN))
+        finally:
+            drop_table(con, staged.get_name())
+    quarantined = checked.quarantined + refused
+    if quarantined:
+        write_quarantine(con, quarantine_arrow(load_id, spec.source, quarantined))
 
     result = LoadResult(
         source=spec.source,
         load_id=load_id,
         files=[str(path)],
         rows_read=checked.read,
-        rows_loaded=len(checked.rows) - engine_rejected,
-        rows_quarantined=len(checked.quarantined) + engine_rejected,
+        rows_loaded=len(checked.rows) - len(refused),
+        rows_quarantined=len(quarantined),
         duplicates_dropped=checked.duplicates,
         ignored_columns=checked.ignored_columns,
         tables={spec.table: int(con.table(spec.table).count().execute())},
@@ -824,42 +819,55 @@ def _to_arrow(spec: SourceSpec, rows: list[dict[str, object]], lineage: dict[str
     return pa.table(arrays, schema=schema)
 
 
-def _quarantine_expr(rejection: Rejection, load_id: str, source: str) -> ibis.Table:
-    rows = rejection.rows
-    stamp = now_utc()
-    return rows.select(
-        load_id=ibis.literal(load_id, "string"),
-        source=ibis.literal(source, "string"),
-        source_file=rows._source_file,
-        source_line=rows._source_line.cast("int64"),
-        column_name=ibis.literal(rejection.column, "string"),
-        reason=ibis.literal(rejection.reason, "string"),
-        message=rejection.message(rows),
-        raw=rows[RAW_COLUMN],
-        quarantined_at=ibis.literal(stamp, type="timestamp('UTC')"),
-    ).select(QUARANTINE_SCHEMA.names)
+def _refused_rows(rejections: list[Rejection], region: str) -> list[QuarantineRow]:
+    """The rows the engine refused, brought back to be quarantined with the others (only they move)."""
+    if not rejections:
+        return []
+    parts = [
+        r.rows.select(
+            source_file=r.rows._source_file,
+            source_line=r.rows._source_line.cast("int64"),
+            column_name=ibis.literal(r.column, "string"),
+            reason=ibis.literal(r.reason, "string"),
+            message=r.message(r.rows),
+            raw=r.rows[RAW_COLUMN],
+        )
+        for r in rejections
+    ]
+    combined = parts[0]
+    for part in parts[1:]:
+        combined = combined.union(part)
+    return [
+        QuarantineRow(
+            source_file=row["source_file"],
+            source_line=row["source_line"],
+            reason=row["reason"],
+            message=redact_text(row["message"], region),
+            raw=row["raw"],
+            column_name=row["column_name"],
+        )
+        for row in combined.order_by("source_line").to_pyarrow().to_pylist()
+    ]
 
 
-def _union(tables: list[ibis.Table]) -> ibis.Table:
-    combined = tables[0]
-    for table in tables[1:]:
-        combined = combined.union(table)
-    return combined
-
-
-def _merge(con: BaseBackend, spec: SourceSpec, rows: ibis.Table) -> None:
+def _merge(con: BaseBackend, spec: SourceSpec, rows: ibis.Table | pa.Table) -> None:
     """Merge the accepted rows into the source's table, replacing every ``replace_by`` group they hold."""
-    if table_exists(con, spec.table):
+    columns = list(rows.column_names if isinstance(rows, pa.Table) else rows.columns)
+    if not table_exists(con, spec.table) or list(con.table(spec.table).columns) == columns:
+        replace_partitions(con, spec.table, rows, by=list(spec.replace_by))
+        return
+    # The columns changed (e.g. privacy.allowed_attributes was edited): rewrite the table in the new
+    # shape, so that a column no longer allowed disappears from every row, not only the new ones.
+    staged = upload_arrow(con, rows, prefix=spec.source) if isinstance(rows, pa.Table) else rows
+    try:
+        keys = list(spec.replace_by)
         existing = con.table(spec.table)
-        if list(existing.columns) != list(rows.columns):
-            # The columns changed (e.g. privacy.allowed_attributes was edited): rewrite the table in
-            # the new shape; columns no longer allowed are dropped from every row.
-            keys = list(spec.replace_by)
-            kept = existing.anti_join(rows.select(keys).distinct(), keys)
-            kept = kept.select(
-                [kept[c].cast(rows[c].type()) if c in kept.columns else ibis.null(rows[c].type()).name(c)
-                 for c in rows.columns]
-            )
-            write_table(con, spec.table, kept.union(rows))
-            return
-    replace_partitions(con, spec.table, rows, by=list(spec.replace_by))
+        kept = existing.anti_join(staged.select(keys).distinct(), keys)
+        kept = kept.select(
+            [kept[c].cast(staged[c].type()) if c in kept.columns else ibis.null(staged[c].type()).name(c)
+             for c in columns]
+        )
+        write_table(con, spec.table, kept.union(staged))
+    finally:
+        if staged is not rows:
+            drop_table(con, staged.get_name())
