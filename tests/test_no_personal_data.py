@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 
 from spillover.config import Config
 from spillover.ingest import tabular

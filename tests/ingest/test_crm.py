@@ -160,3 +160,30 @@ def test_the_same_person_written_differently_is_one_exact_duplicate(tmp_path, co
     checked = check_file(members_spec(config, key=KEY), path, config=config)
     assert (len(checked.rows), checked.duplicates, checked.quarantined) == (1, 1, [])
     assert checked.rows[0]["email_pid"] == _pid("zoe@example.com")
+
+
+def test_parquet_members_are_read_and_their_quarantined_raw_text_is_redacted(tmp_path, config):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "members.parquet"
+    pq.write_table(
+        pa.table({
+            "member_id": ["M1", "M2"],
+            "email": ["yan@example.com", "zed@example.com"],
+            "phone": [None, "+1 202 555 0166"],
+            "last_name": ["Yu", "Zed"],
+            "signup_date": [dt.date(2024, 1, 1), None],
+            "consent_ads": [True, False],
+        }),
+        path,
+    )
+    checked = check_file(members_spec(config, key=KEY), path, config=config)
+    assert [(r["member_id"], r["signup_date"], r["email_pid"], r["phone_status"], r["consent_ads"])
+            for r in checked.rows] == [("M1", dt.date(2024, 1, 1), _pid("yan@example.com"), "missing", True)]
+    (refused,) = checked.quarantined
+    assert (refused.source_line, refused.column_name, refused.reason) == (2, "signup_date", "missing_required_value")
+    assert refused.raw == (
+        '{"member_id": "M2", "email": "<redacted:email>", "phone": "<redacted:phone>", '
+        '"last_name": "<redacted:name>", "signup_date": null, "consent_ads": false}'
+    )

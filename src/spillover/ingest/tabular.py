@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import ibis
 import pyarrow as pa
@@ -53,6 +53,8 @@ __all__ = [
     "ingest_source",
     "source_spec",
     "read_records",
+    "FileRecords",
+    "Record",
 ]
 
 SOURCES = ("crm", "products", "orders", "order_items")
@@ -349,7 +351,9 @@ class Record:
 
 
 @dataclass
-class _Input:
+class FileRecords:
+    """A file's header, and its records, read lazily (one pass)."""
+
     header: list[str]
     records: Iterator[Record]
     kind: str  # csv | parquet
@@ -379,7 +383,7 @@ def _is_parquet(path: Path) -> bool:
         return False
 
 
-def read_records(path: Path) -> _Input:
+def read_records(path: Path) -> FileRecords:
     """Open a CSV (optionally gzipped) or Parquet file and return its header and records.
 
     CSV: the first non-blank line is the header (line 1 in an ordinary file); a record's line is the
@@ -391,7 +395,7 @@ def read_records(path: Path) -> _Input:
     return _read_csv(path)
 
 
-def _read_csv(path: Path) -> _Input:
+def _read_csv(path: Path) -> FileRecords:
     binary = _open_bytes(path)
     # surrogateescape keeps undecodable bytes so that one bad row is quarantined, not the file lost
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
@@ -453,7 +457,7 @@ def _read_csv(path: Path) -> _Input:
         finally:
             text.close()
 
-    return _Input([h.strip() for h in header_fields], records(), "csv", header_line)
+    return FileRecords([h.strip() for h in header_fields], records(), "csv", header_line)
 
 
 def _has_undecodable(text: str) -> bool:
@@ -470,7 +474,7 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
-def _read_parquet(path: Path) -> _Input:
+def _read_parquet(path: Path) -> FileRecords:
     import pyarrow.parquet as pq
 
     try:
@@ -492,7 +496,7 @@ def _read_parquet(path: Path) -> _Input:
                 f"{path}, after row {row_number}: the file cannot be read further ({exc}); nothing was loaded"
             ) from None
 
-    return _Input(header, records(), "parquet")
+    return FileRecords(header, records(), "parquet")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -509,7 +513,7 @@ class _Layout:
     redaction: list[str | None]  # per file position: None (keep) or the marker that replaces it
 
 
-def _resolve_header(spec: SourceSpec, data: _Input, mapping: dict[str, str], path: Path) -> _Layout:
+def _resolve_header(spec: SourceSpec, data: FileRecords, mapping: dict[str, str], path: Path) -> _Layout:
     header = data.header
     where = f"{path}, line {data.header_line} (header)" if data.kind == "csv" else f"{path} (schema)"
     known = {c.name for c in spec.columns if c.file_name is None}
@@ -701,7 +705,7 @@ def ingest_source(
 
 
 def _check_rows(
-    spec: SourceSpec, data: _Input, layout: _Layout, path: Path, region: str, progress: Progress
+    spec: SourceSpec, data: FileRecords, layout: _Layout, path: Path, region: str, progress: Progress
 ) -> CheckedFile:
     checked = CheckedFile(path)
     task = progress.task(f"reading {path.name}")
