@@ -25,6 +25,7 @@ import pyarrow as pa
 from spillover.engine import drop_table, replace_partitions, table_exists, upload_arrow, write_table
 from spillover.errors import SpilloverConfigError, SpilloverInputError
 from spillover.ingest.quarantine import (
+    QUARANTINE_TABLE,
     LoadResult,
     QuarantineRow,
     new_load_id,
@@ -684,7 +685,8 @@ def ingest_source(
         finally:
             drop_table(con, staged.get_name())
     quarantined = checked.quarantined + refused
-    if quarantined:
+    # Written even when empty the first time, so that users can always query ops_quarantine.
+    if quarantined or not table_exists(con, QUARANTINE_TABLE):
         write_quarantine(con, quarantine_arrow(load_id, spec.source, quarantined))
 
     result = LoadResult(
