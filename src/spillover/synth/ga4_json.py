@@ -187,7 +187,9 @@ class EventRenderer:
         has_value = value >= 0
         is_purchase = name == NAME["purchase"]
         order = ev.order[s]
-        tx_number = np.where(is_purchase & (order >= 0), transaction_number[np.maximum(order, 0)], -1)
+        tx_number = np.full(n, -1, dtype=np.int64)
+        reported = np.flatnonzero(is_purchase & (order >= 0))
+        tx_number[reported] = transaction_number[order[reported]]
         has_tx = tx_number >= 0
         tx_quoted = text.fixed_digits(np.maximum(tx_number, 0), 10, prefix="T", quoted=True, null_mask=~has_tx)
 

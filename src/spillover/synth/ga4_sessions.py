@@ -175,6 +175,14 @@ class Events:
         return len(self.timestamp_us)
 
 
+def _lookup(values: np.ndarray, index: np.ndarray, missing: int) -> np.ndarray:
+    """``values[index]`` where index >= 0, ``missing`` elsewhere (``values`` may be empty)."""
+    out = np.full(len(index), missing, dtype=np.int64)
+    found = index >= 0
+    out[found] = values[index[found]]
+    return out
+
+
 def _segment_cumsum(values: np.ndarray, starts: np.ndarray, segment: np.ndarray) -> np.ndarray:
     """Cumulative sums restarting at every segment start."""
     total = np.cumsum(values)
@@ -295,7 +303,7 @@ class SessionBuilder:
         # Logins: web logins last for the session; apps and devices stay logged in afterwards.
         member = world.member_since[person] <= day
         persisted = clients.logged_in[person, slot]
-        order_member = np.where(session_order >= 0, orders.member_number[np.maximum(session_order, 0)], -1)
+        order_member = _lookup(orders.member_number, session_order, -1)
         login_checkout = (kind == SESSION_PURCHASE) & (order_member >= 0) & ~(persisted & ~is_web)
         browse_login_chance = np.where(is_web, BROWSE_LOGIN["web"], BROWSE_LOGIN["app"])
         login_early = (kind == SESSION_BROWSE) & member & ~persisted & (rng.random(n_sessions) < browse_login_chance)
@@ -314,7 +322,7 @@ class SessionBuilder:
         counts[:, S_LOGIN_EARLY] = login_early
         purchase = kind == SESSION_PURCHASE
         browse = kind == SESSION_BROWSE
-        lines = np.where(purchase, orders.line_count[np.maximum(session_order, 0)], 0)
+        lines = np.where(purchase, _lookup(orders.line_count, session_order, 0), 0)
         counts[:, S_PAGE_VIEW] = np.where(purchase, 1 + rng.poisson(PURCHASE_PAGE_VIEWS, n_sessions),
                                           np.where(browse, 1 + rng.poisson(BROWSE_PAGE_VIEWS, n_sessions), 0))
         views = np.where(browse, rng.poisson(BROWSE_ITEM_VIEWS, n_sessions), 0)

@@ -80,9 +80,14 @@ def tiers(pop: Population) -> np.ndarray:
 
 
 def _typo(word: str, rng: np.random.Generator) -> str:
-    """One keyboard slip: swap two neighbours, drop, double or replace a letter."""
+    """One keyboard slip: swap two neighbours, drop, double or replace a letter (never a no-op)."""
     if len(word) < 3:
         return word + word[-1]
+    slipped = _slip(word, rng)
+    return slipped if slipped != word else word[:-1] + word[-1] * 2
+
+
+def _slip(word: str, rng: np.random.Generator) -> str:
     i = int(rng.integers(1, len(word) - 1))
     kind = int(rng.integers(4))
     if kind == 0:

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from spillover.synth.catalog import DEVICES, Catalog
-from spillover.synth.world import NEVER, Counterfactual, DayOrders
+from spillover.synth.world import NEVER, SPEAKER, Counterfactual, DayOrders
 
 HORIZONS = (90, 180, 365)
 HOLDOUT_WINDOWS = (180, 365)
@@ -78,6 +78,9 @@ class Ledger:
                 continue
             elapsed = day - adoption_day[adopters, k]
             induced = _per_person(counterfactual.induced_person[k], counterfactual.induced_margin[k], n)
+            if k == SPEAKER:  # voice premium exists only because of the speaker
+                induced = induced + _per_person(counterfactual.subscription_person,
+                                                counterfactual.subscription_margin, n)
             cannibalised = _per_person(counterfactual.cannibalised_person[k],
                                        counterfactual.cannibalised_margin[k], n)
             induced_count = np.bincount(counterfactual.induced_person[k], minlength=n)

@@ -23,12 +23,12 @@ CAUSE_SUBSCRIPTION = 1 + len(DEVICES)
 CAUSES = ("baseline", *(d.key for d in DEVICES), "subscription")
 SPEAKER = next(k for k, d in enumerate(DEVICES) if d.key == "speaker")
 
-TENURE_RAMP_DEPTH, TENURE_RAMP_DAYS = 0.45, 90.0
+TENURE_RAMP_DEPTH, TENURE_RAMP_DAYS = 0.6, 120.0
 PROMO_ORDER_LIFT = (0.3, 1.2)  # demand x (1 + a + b * price sensitivity) on promotion days
 DISCOUNT_BASE, DISCOUNT_PRICE_SENSITIVITY, DISCOUNT_PROMO_LIFT = 0.04, 0.25, 2.5
 ATTACH_PROMO = (2.0, 6.0)  # attach x (1 + a + b * price sensitivity) on promotion days
 ATTACH_LAUNCH_DAYS, ATTACH_LAUNCH_LIFT = 60, 3.0
-ATTACH_ACQUISITION = 3.0
+ATTACH_ACQUISITION = 8.0
 LOGIN_ONLINE, MEMBER_CARD_STORE, MEMBER_CALL_CENTRE = 0.88, 0.7, 0.9
 GUEST_EMAIL = (0.97, 0.08, 0.6)  # chance a guest leaves an email, by channel
 SECONDARY_ID_SHARE = 0.5
@@ -93,10 +93,12 @@ class Counterfactual:
     """What the day's factual orders leave out: margin per person that only the world without
     device k would have (cannibalised lines), and what only the world with it has (induced)."""
 
-    induced_margin: list[np.ndarray]  # per device: (person, margin) pairs as two arrays
-    induced_person: list[np.ndarray]
-    cannibalised_margin: list[np.ndarray]
+    induced_margin: list[np.ndarray]  # per device: margin of each order placed through it
+    induced_person: list[np.ndarray]  # ... and who placed it
+    cannibalised_margin: list[np.ndarray]  # per device: margin of each baseline line it replaced
     cannibalised_person: list[np.ndarray]
+    subscription_margin: np.ndarray  # the speaker's voice-premium bills
+    subscription_person: np.ndarray
 
 
 class World:
@@ -310,11 +312,9 @@ class World:
             induced_person=[p.person for p in induced],
             cannibalised_margin=cannibalised_margin,
             cannibalised_person=cannibalised_person,
+            subscription_margin=_margin_by_order(bills, cat),
+            subscription_person=bills.person,
         )
-        # The subscription is the speaker's doing: its bills count as induced by the speaker.
-        counterfactual.induced_margin[SPEAKER] = np.concatenate(
-            [counterfactual.induced_margin[SPEAKER], _margin_by_order(bills, cat)])
-        counterfactual.induced_person[SPEAKER] = np.concatenate([counterfactual.induced_person[SPEAKER], bills.person])
         adopted = np.empty(len(DEVICES), dtype=object)
         adopted[:] = adopters
         return orders, counterfactual, adopted
