@@ -1,0 +1,578 @@
+"""Raw-file readers: the one engine-specific step of ingestion, one dialect class per engine.
+
+Text exports are streamed by Python as Arrow batches of numbered lines (never a whole file in
+memory), so line numbers, truncated gzip streams and undecodable bytes are handled the same on every
+engine. Each engine dialect then brings the lines (or Parquet rows, rendered as JSON) into the
+engine and names the engine's JSON functions; from the first table on, ingestion is Ibis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import numpy as np
+import pyarrow as pa
+import sqlglot.expressions as sge
+
+from spillover.engine import drop_table, engine_name, temp_name
+
+if TYPE_CHECKING:
+    from ibis.backends import BaseBackend
+
+__all__ = [
+    "LINES_SCHEMA",
+    "FileProblem",
+    "LineReader",
+    "Dialect",
+    "DuckDBDialect",
+    "SparkDialect",
+    "dialect_for",
+]
+
+#: What every reader hands to the engine: the file's index in its load, the 1-based physical
+#: line, its text (with its line ending) and whether its bytes were valid UTF-8 (if not, ``text``
+#: shows them escaped).
+LINES_SCHEMA = pa.schema(
+    [
+        ("file_index", pa.int32()),
+        ("source_line", pa.int64()),
+        ("text", pa.large_string()),
+        ("utf8_ok", pa.bool_()),
+    ]
+)
+
+_CHUNK_BYTES = 8 << 20
+_NEWLINE = 10
+_CARRIAGE_RETURN = 13
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass
+class FileProblem:
+    """Something wrong with a file as a whole or with its end; becomes one quarantine row."""
+
+    reason: str
+    message: str
+    line: int = 0
+    raw: str = ""
+
+
+class LineReader:
+    """Streams a (possibly gzip-compressed) text file as Arrow batches of numbered lines.
+
+    Blank lines are skipped but counted, so ``source_line`` is the line an editor shows. Reading
+    stops at the first damage: lines before it are yielded and the damage is kept in ``problem``
+    (whole-file problems at line 0). ``batches`` never raises for bad input.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        gzip: bool,
+        file_index: int = 0,
+        on_rows: Callable[[int], None] | None = None,
+        chunk_bytes: int = _CHUNK_BYTES,
+    ):
+        self.path = path
+        self.gzip = gzip
+        self.file_index = file_index
+        self.on_rows = on_rows
+        self.chunk_bytes = chunk_bytes
+        self.problem: FileProblem | None = None
+        self.lines = 0  # data lines yielded
+        self._next_line = 1
+        self._bytes_seen = 0
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        tail = b""
+        try:
+            for chunk in self._chunks():
+                if self._bytes_seen == 0 and chunk.startswith(_BOM):
+                    chunk = chunk[len(_BOM):]
+                self._bytes_seen += len(chunk)
+                data = tail + chunk if tail else chunk
+                cut = data.rfind(b"\n") + 1
+                tail = data[cut:]
+                if cut:
+                    batch = self._batch(data, cut)
+                    if batch is not None:
+                        yield batch
+        except _StreamDamage as damage:
+            # The partial line at the damage is the quarantined row; nothing read means the file.
+            line = self._next_line if self._bytes_seen else 0
+            self.problem = FileProblem(damage.reason, damage.message, line, tail.decode("utf-8", "backslashreplace"))
+            return
+        if tail.strip():
+            batch = self._batch(tail + b"\n", len(tail) + 1)
+            if batch is not None:
+                yield batch
+        if self.lines == 0 and self.problem is None:
+            self.problem = FileProblem(
+                "empty_file",
+                "the file holds no events; if the export failed, export the date again, "
+                "otherwise remove the file",
+            )
+
+    def _chunks(self) -> Iterator[bytes]:
+        try:
+            handle = open(self.path, "rb")  # noqa: SIM115 - closed below, after streaming
+        except OSError as exc:
+            raise _StreamDamage("unreadable_file", f"the file cannot be opened ({exc.strerror})") from exc
+        with handle:
+            if not self.gzip:
+                while chunk := handle.read(self.chunk_bytes):
+                    yield chunk
+                return
+            yield from self._gunzip(handle)
+
+    def _gunzip(self, handle: Any) -> Iterator[bytes]:
+        # zlib rather than the gzip module: it keeps everything decoded before a truncation and
+        # tells a damaged stream from a file that is not gzip at all.
+        decoder = zlib.decompressobj(wbits=31)
+        produced = False
+        read_any = False
+        member_ended = False  # the last gzip member ended cleanly (concatenated members may follow)
+        while raw := handle.read(self.chunk_bytes // 4):
+            read_any = True
+            while raw:
+                if member_ended:
+                    if not raw.strip(b"\0"):  # zero padding after the last member is harmless
+                        break
+                    decoder = zlib.decompressobj(wbits=31)
+                    member_ended = False
+                try:
+                    out = decoder.decompress(raw)
+                except zlib.error as exc:
+                    if not produced:
+                        raise _StreamDamage(
+                            "unreadable_file",
+                            "the file is not gzip-compressed although its name ends in .gz "
+                            f"({exc}); rename it without .gz or compress it again",
+                        ) from exc
+                    raise _StreamDamage(
+                        "corrupt_file",
+                        f"the compressed data is damaged from this line on ({exc}); the lines "
+                        "before it were loaded; export the date again to load the rest",
+                    ) from exc
+                if out:
+                    produced = True
+                    yield out
+                if decoder.eof:
+                    raw = decoder.unused_data
+                    member_ended = True
+                else:
+                    raw = b""
+        if read_any and not member_ended:
+            raise _StreamDamage(
+                "truncated_file",
+                "the gzip stream ends early (the file is truncated) in this line; the lines "
+                "before it were loaded; copy or export the file again to load the rest",
+            )
+
+    def _batch(self, data: bytes, cut: int) -> pa.RecordBatch | None:
+        """Numbered, non-blank lines of ``data[:cut]`` (which ends with a newline)."""
+        body = np.frombuffer(data, np.uint8, cut)
+        ends = np.flatnonzero(body == _NEWLINE) + 1
+        starts = np.empty_like(ends)
+        starts[0] = 0
+        starts[1:] = ends[:-1]
+        numbers = np.arange(self._next_line, self._next_line + len(ends), dtype=np.int64)
+        self._next_line += len(ends)
+        lengths = ends - starts
+        blank = (lengths == 1) | ((lengths == 2) & (body[starts] == _CARRIAGE_RETURN))
+        offsets = np.empty(len(ends) + 1, np.int64)
+        offsets[0] = 0
+        offsets[1:] = ends
+        text = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
+        utf8_ok = np.ones(len(ends), bool)
+        try:
+            text.validate(full=True)
+        except pa.ArrowInvalid:
+            text, utf8_ok = self._escape_bad_utf8(data, starts, ends)
+        file_index = pa.array(np.full(len(ends), self.file_index, np.int32))
+        batch = pa.record_batch(
+            [file_index, pa.array(numbers), text, pa.array(utf8_ok)], schema=LINES_SCHEMA
+        )
+        if blank.any():
+            batch = batch.filter(pa.array(~blank))
+        self.lines += batch.num_rows
+        if self.on_rows is not None:
+            self.on_rows(batch.num_rows)
+        return batch if batch.num_rows else None
+
+    @staticmethod
+    def _escape_bad_utf8(data: bytes, starts: np.ndarray, ends: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+        texts = []
+        ok = np.ones(len(ends), bool)
+        for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist())):
+            raw = data[start:end]
+            try:
+                texts.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                texts.append(raw.decode("utf-8", "backslashreplace"))
+                ok[i] = False
+        return pa.array(texts, pa.large_string()), ok
+
+
+class _StreamDamage(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _builtin(name: str, arg_types: tuple[dt.DataType, ...], return_type: dt.DataType) -> Callable[..., Any]:
+    """An engine function as an Ibis expression builder (no SQL strings)."""
+    return ibis.udf.scalar.builtin(_STUBS[len(arg_types)], name=name, signature=(arg_types, return_type))
+
+
+# Ibis reads a builtin's arity from the Python function it wraps.
+_STUBS: dict[int, Callable[..., None]] = {
+    1: lambda first: None,
+    2: lambda first, second: None,
+    3: lambda first, second, third: None,
+}
+
+
+STRING_LIST = dt.Array(dt.string)
+STRING_MAP = dt.Map(dt.string, dt.string)
+
+
+class Dialect:
+    """What ingestion needs from an engine: bring raw rows in, and its JSON functions.
+
+    Every JSON function returns null for text that is not valid JSON (or not of the asked shape),
+    never an error, so that a bad line is quarantined instead of failing the load.
+    """
+
+    name = "base"
+
+    def __init__(self, con: BaseBackend):
+        self.con = con
+        self._scratch: list[str] = []
+        self._cleanups: list[Callable[[], None]] = []
+
+    # raw rows -----------------------------------------------------------------------------------
+    def lines_table(self, readers: Sequence[LineReader]) -> ibis.Table:
+        """The lines of text files, one after the other, as a table of ``LINES_SCHEMA``.
+
+        The table streams: it can be read once.
+        """
+        raise NotImplementedError
+
+    def parquet_table(self, path: Path, file_index: int) -> ibis.Table:
+        """The rows of a Parquet file as ``LINES_SCHEMA``: ``text`` is each row as a JSON object."""
+        raise NotImplementedError
+
+    def register_table(self, name: str, table: pa.Table) -> None:
+        """Make a small Arrow table readable as ``name`` until :meth:`close`."""
+        raise NotImplementedError
+
+    def register_view(self, name: str, expr: ibis.Table) -> None:
+        """Make ``expr`` readable as ``name`` (a session-scoped view) until :meth:`close`."""
+        raise NotImplementedError
+
+    # JSON functions -----------------------------------------------------------------------------
+    def object_keys(self, text: ibis.Value) -> ibis.Value:
+        """Top-level keys of a JSON object; an empty array for other JSON; null if not JSON."""
+        raise NotImplementedError
+
+    def is_json(self, text: ibis.Value) -> ibis.Value:
+        raise NotImplementedError
+
+    def parse(self, text: ibis.Value, dtype: dt.Struct) -> ibis.Value:
+        """Parse a JSON object into ``dtype`` (all leaves strings): unknown keys are ignored."""
+        raise NotImplementedError
+
+    def parse_failed(self, parsed: ibis.Value) -> ibis.Value:
+        """Whether :meth:`parse` gave up on a row (engines that null a row whose shape is off)."""
+        return ibis.literal(False)
+
+    def members(self, text: ibis.Value) -> ibis.Value:
+        """A JSON object's members as map<string, string> (nested values as JSON text)."""
+        raise NotImplementedError
+
+    def member(self, text: ibis.Value, key: str) -> ibis.Value:
+        """The raw text of one member of a JSON object: objects and arrays as JSON; null if absent."""
+        raise NotImplementedError
+
+    def elements(self, text: ibis.Value) -> ibis.Value:
+        """A JSON array's elements as array<string> (nested values as JSON text)."""
+        raise NotImplementedError
+
+    def to_json(self, value: ibis.Value) -> ibis.Value:
+        return _builtin("to_json", (value.type(),), dt.string)(value)
+
+    def json_nulls_written(self) -> bool:
+        """Whether ``to_json`` writes null members (only matters for messages)."""
+        return True
+
+    # scratch tables -----------------------------------------------------------------------------
+    def scratch(self, expr: ibis.Table, prefix: str) -> ibis.Table:
+        """Materialise an intermediate result; dropped by :meth:`close`."""
+        name = temp_name(prefix)
+        self.con.create_table(name, expr)
+        self._scratch.append(name)
+        return self.con.table(name)
+
+    def scratch_append(self, table: ibis.Table, expr: ibis.Table) -> None:
+        self.con.insert(table.get_name(), expr.select(table.columns))
+
+    def drop_scratch(self, table: ibis.Table) -> None:
+        name = table.get_name()
+        drop_table(self.con, name)
+        if name in self._scratch:
+            self._scratch.remove(name)
+
+    @contextlib.contextmanager
+    def loading(self) -> Iterator[Dialect]:
+        """Engine settings for a streaming load; scratch tables are dropped on the way out."""
+        try:
+            yield self
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for name in list(self._scratch):
+            with contextlib.suppress(Exception):
+                drop_table(self.con, name)
+        self._scratch.clear()
+        for cleanup in reversed(self._cleanups):
+            with contextlib.suppress(Exception):
+                cleanup()
+        self._cleanups.clear()
+
+
+def _duckdb_structure(dtype: dt.DataType) -> Any:
+    if dtype.is_struct():
+        return {name: _duckdb_structure(field) for name, field in dtype.items()}
+    if dtype.is_array():
+        return [_duckdb_structure(dtype.value_type)]
+    return "VARCHAR"
+
+
+class DuckDBDialect(Dialect):
+    """DuckDB: Arrow line batches are scanned as a stream; ``json_transform`` parses them."""
+
+    name = "duckdb"
+    #: DuckDB keeps up to 80% of RAM by default; a load streams, so it needs far less, and keeping
+    #: it small keeps a large export from crowding out the rest of the machine (it spills to disk).
+    memory_limit = "1GB"
+
+    @contextlib.contextmanager
+    def loading(self) -> Iterator[Dialect]:
+        raw = self.con.con
+        previous = raw.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        raw.execute(f"SET memory_limit = '{self.memory_limit}'")
+        try:
+            yield self
+        finally:
+            self.close()
+            raw.execute(f"SET memory_limit = '{previous}'")
+
+    def register_table(self, name: str, table: pa.Table) -> None:
+        raw = self.con.con
+        with contextlib.suppress(Exception):
+            raw.unregister(name)
+        raw.register(name, table)
+        self._cleanups.append(lambda: raw.unregister(name))
+
+    def register_view(self, name: str, expr: ibis.Table) -> None:
+        raw = self.con.con
+        raw.sql(str(self.con.compile(expr))).create_view(name, replace=True)
+        drop = sge.Drop(this=sge.table_(sge.to_identifier(name, quoted=True)), kind="VIEW", exists=True)
+        self._cleanups.append(lambda: raw.execute(drop.sql(dialect="duckdb")))
+
+    def lines_table(self, readers: Sequence[LineReader]) -> ibis.Table:
+        name = temp_name("lines")
+        batches = (batch for reader in readers for batch in reader.batches())
+        stream = pa.RecordBatchReader.from_batches(LINES_SCHEMA, batches)
+        self.con.con.register(name, stream)
+        self._cleanups.append(lambda: self.con.con.unregister(name))
+        return self.con.table(name)
+
+    def parquet_table(self, path: Path, file_index: int) -> ibis.Table:
+        rows = self.con.read_parquet(str(path), table_name=temp_name("parquet"), file_row_number=True)
+        self._scratch.append(rows.get_name())
+        columns = [c for c in rows.columns if c != "file_row_number"]
+        return rows.select(
+            file_index=ibis.literal(file_index, "int32"),
+            source_line=rows.file_row_number.cast("int64") + 1,
+            text=self.to_json(ibis.struct({c: rows[c] for c in columns})),
+            utf8_ok=ibis.literal(True),
+        )
+
+    def scratch(self, expr: ibis.Table, prefix: str) -> ibis.Table:
+        name = temp_name(prefix)
+        self.con.create_table(name, expr, temp=True)
+        self._scratch.append(name)
+        return self.con.table(name)
+
+    def object_keys(self, text: ibis.Value) -> ibis.Value:
+        keys = _builtin("json_keys", (dt.string,), STRING_LIST)(text)
+        return _builtin("try", (STRING_LIST,), STRING_LIST)(keys)
+
+    def is_json(self, text: ibis.Value) -> ibis.Value:
+        return _builtin("json_valid", (dt.string,), dt.boolean)(text)
+
+    def parse(self, text: ibis.Value, dtype: dt.Struct) -> ibis.Value:
+        structure = json.dumps(_duckdb_structure(dtype), separators=(",", ":"))
+        parsed = _builtin("json_transform", (dt.string, dt.string), dtype)(text, structure)
+        return _builtin("try", (dtype,), dtype)(parsed)
+
+    def members(self, text: ibis.Value) -> ibis.Value:
+        parsed = _builtin("json_transform", (dt.string, dt.string), STRING_MAP)(text, '"MAP(VARCHAR, VARCHAR)"')
+        return _builtin("try", (STRING_MAP,), STRING_MAP)(parsed)
+
+    def member(self, text: ibis.Value, key: str) -> ibis.Value:
+        extracted = _builtin("json_extract_string", (dt.string, dt.string), dt.string)
+        # json_extract_string gives nested values as JSON text and strings unquoted, as Spark does.
+        path = "$." + json.dumps(key)
+        return _builtin("try", (dt.string,), dt.string)(extracted(text, path))
+
+    def elements(self, text: ibis.Value) -> ibis.Value:
+        parsed = _builtin("json_transform", (dt.string, dt.string), STRING_LIST)(text, '["VARCHAR"]')
+        return _builtin("try", (STRING_LIST,), STRING_LIST)(parsed)
+
+
+def _spark_type(dtype: dt.DataType) -> str:
+    if dtype.is_struct():
+        fields = ",".join(f"`{name}`:{_spark_type(field)}" for name, field in dtype.items())
+        return f"struct<{fields}>"
+    if dtype.is_array():
+        return f"array<{_spark_type(dtype.value_type)}>"
+    if dtype.is_map():
+        return f"map<{_spark_type(dtype.key_type)},{_spark_type(dtype.value_type)}>"
+    return "string"
+
+
+_SPARK_CORRUPT = "_corrupt_record"
+
+
+class SparkDialect(Dialect):
+    """Spark: line batches are staged as Parquet and read back; ``from_json`` parses them.
+
+    Gzip files cannot be split across Spark tasks anyway; streaming them through the driver is what
+    lets a truncated file keep the lines before the damage.
+    """
+
+    name = "pyspark"
+
+    def __init__(self, con: BaseBackend):
+        super().__init__(con)
+        self._staging_dir: Path | None = None
+
+    @property
+    def session(self) -> Any:
+        return self.con._session
+
+    def _staging(self) -> Path:
+        if self._staging_dir is None:
+            self._staging_dir = Path(tempfile.mkdtemp(prefix="spillover-ga4-lines-"))
+            staging = self._staging_dir
+            self._cleanups.append(lambda: shutil.rmtree(staging, ignore_errors=True))
+        return self._staging_dir
+
+    def register_table(self, name: str, table: pa.Table) -> None:
+        self.session.createDataFrame(table).createOrReplaceTempView(name)
+        self._cleanups.append(lambda: self.session.catalog.dropTempView(name))
+
+    def register_view(self, name: str, expr: ibis.Table) -> None:
+        self.session.sql(str(self.con.compile(expr))).createOrReplaceTempView(name)
+        self._cleanups.append(lambda: self.session.catalog.dropTempView(name))
+
+    def lines_table(self, readers: Sequence[LineReader]) -> ibis.Table:
+        import pyarrow.parquet as pq
+
+        # Spark skips files whose names start with an underscore.
+        target = self._staging() / f"lines-{temp_name('')[len('_spillover_'):]}.parquet"
+        with pq.ParquetWriter(target, LINES_SCHEMA) as writer:
+            for reader in readers:
+                for batch in reader.batches():
+                    writer.write_batch(batch)
+        name = temp_name("lines")
+        self.session.read.parquet(str(target)).createOrReplaceTempView(name)
+        self._cleanups.append(lambda: self.session.catalog.dropTempView(name))
+        return self.con.table(name)
+
+    def parquet_table(self, path: Path, file_index: int) -> ibis.Table:
+        from pyspark.sql import functions as F
+
+        frame = self.session.read.parquet(str(path))
+        columns = frame.columns
+        # Rows keep file order within and across read partitions; number them without a shuffle.
+        frame = frame.withColumn("_partition", F.spark_partition_id()).withColumn(
+            "_position", F.monotonically_increasing_id()
+        )
+        counts = sorted(
+            (row["_partition"], row["count"]) for row in frame.groupBy("_partition").count().collect()
+        )
+        offsets, total = {}, 0
+        for partition, count in counts:
+            offsets[partition] = total
+            total += count
+        offset_map = F.create_map(*[F.lit(x) for pair in offsets.items() for x in pair]) if offsets else F.create_map()
+        line = offset_map[F.col("_partition")] + (F.col("_position") - F.shiftleft(F.col("_partition").cast("long"), 33)) + 1
+        rows = frame.select(
+            F.lit(file_index).cast("int").alias("file_index"),
+            line.cast("long").alias("source_line"),
+            F.to_json(F.struct(*[F.col(f"`{c}`") for c in columns])).alias("text"),
+            F.lit(True).alias("utf8_ok"),
+        )
+        name = temp_name("parquet")
+        rows.createOrReplaceTempView(name)
+        self._cleanups.append(lambda: self.session.catalog.dropTempView(name))
+        return self.con.table(name)
+
+    def object_keys(self, text: ibis.Value) -> ibis.Value:
+        return _builtin("json_object_keys", (dt.string,), STRING_LIST)(text)
+
+    def is_json(self, text: ibis.Value) -> ibis.Value:
+        return _builtin("get_json_object", (dt.string, dt.string), dt.string)(text, "$").notnull()
+
+    def parse(self, text: ibis.Value, dtype: dt.Struct) -> ibis.Value:
+        # A field named like spark.sql.columnNameOfCorruptRecord receives the line when a value
+        # does not fit the schema; Spark then nulls every other field of the row.
+        with_corrupt = dt.Struct({**dict(dtype.items()), _SPARK_CORRUPT: dt.string})
+        return _builtin("from_json", (dt.string, dt.string), with_corrupt)(text, _spark_type(with_corrupt))
+
+    def parse_failed(self, parsed: ibis.Value) -> ibis.Value:
+        return parsed[_SPARK_CORRUPT].notnull()
+
+    def members(self, text: ibis.Value) -> ibis.Value:
+        return _builtin("from_json", (dt.string, dt.string), STRING_MAP)(text, "map<string,string>")
+
+    def member(self, text: ibis.Value, key: str) -> ibis.Value:
+        return _builtin("get_json_object", (dt.string, dt.string), dt.string)(text, f"$['{key}']")
+
+    def elements(self, text: ibis.Value) -> ibis.Value:
+        return _builtin("from_json", (dt.string, dt.string), STRING_LIST)(text, "array<string>")
+
+    def json_nulls_written(self) -> bool:
+        return False
+
+
+def dialect_for(con: BaseBackend) -> Dialect:
+    """The dialect of ``con``'s engine (DuckDB or PySpark)."""
+    engine = engine_name(con)
+    if engine == "duckdb":
+        return DuckDBDialect(con)
+    if engine == "pyspark":
+        return SparkDialect(con)
+    from spillover.errors import SpilloverEngineError
+
+    raise SpilloverEngineError(
+        f"reading raw GA4 files is supported on DuckDB and PySpark, not {engine!r}; load the files "
+        "with DuckDB or Spark, or export them into your warehouse and point spillover at it"
+    )
