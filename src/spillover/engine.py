@@ -280,7 +280,8 @@ def _replace_listed_partitions(
         with _readable(con, obj) as readable:
             new = readable if isinstance(readable, ibis.Table) else ibis.memtable(readable)
             kept = old.filter(~old[key].isin(partitions)) if partitions else old
-            write_table(con, name, kept.union(new.select(columns)))
+            # Engines read some types back differently (Spark: timestamps without a zone).
+            write_table(con, name, kept.union(new.select(columns).cast(old.schema())))
         return
     if not isinstance(obj, ibis.Table):
         obj = ibis.memtable(obj)
