@@ -40,8 +40,10 @@ __all__ = ["generate", "simulate_truth", "FUTURE_DAYS", "PROPERTY_TIMEZONE"]
 #: Days simulated after the written period, for the truth only: the longest horizon and holdout.
 FUTURE_DAYS = max(max(HORIZONS), max(HOLDOUT_WINDOWS))
 _STREAMS = ("population", "world", "ga4", "crm", *(f"effect:{d.key}" for d in DEVICES))
-#: Days whose GA4 file may be rendered and written while later days are simulated.
-_DAYS_IN_FLIGHT = 2
+#: GA4 files are rendered and written by this many threads while later days are simulated.
+_WRITERS = 2
+#: Days whose GA4 file may be in the writers' hands at once (bounds memory).
+_DAYS_IN_FLIGHT = 3
 
 
 def _parse_start(start: str | dt.date | None) -> dt.date:
@@ -67,6 +69,7 @@ def _write_events(renderer: EventRenderer, events, date: str, transactions: np.n
     with path.open("wb") as handle:
         for chunk in renderer.render(events, date, transactions):
             handle.write(text.lines_to_bytes(chunk))
+            del chunk
 
 
 def random_streams(seed: int) -> dict[str, np.random.Generator]:
@@ -137,9 +140,9 @@ def generate(
     task = progress.task("synthesising", total=calendar.total_days)
     ga4_events = ga4_duplicates = 0
     state_at_end: dict[str, np.ndarray] = {}
-    # Rendering and writing a day's GA4 file (Arrow and file I/O release the GIL) overlaps with
-    # simulating the next days; files are written in day order by one worker.
-    writer = ThreadPoolExecutor(max_workers=1)
+    # Rendering and writing the GA4 files (Arrow and file I/O release the GIL) overlaps with
+    # simulating the next days; each file is written whole by one worker, so content is fixed.
+    writer = ThreadPoolExecutor(max_workers=_WRITERS)
     in_flight: deque[Future] = deque()
     try:
         for day in range(calendar.total_days):

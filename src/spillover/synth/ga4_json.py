@@ -7,6 +7,7 @@ privacy block, each product's item fields), so no row is ever formatted on its o
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -14,7 +15,7 @@ import pyarrow.compute as pc
 
 from spillover.synth import text
 from spillover.synth.catalog import CATEGORIES, DEVICES, Catalog
-from spillover.synth.ga4_sessions import EVENT_NAMES, NAME, N_WEB_PROFILES, Events, PageIndex, web_client_number
+from spillover.synth.ga4_sessions import EVENT_NAMES, NAME, N_WEB_PROFILES, SLOTS, Events, PageIndex, web_client_number
 from spillover.synth.people import CITIES
 
 HOSTNAME = "shop.example.com"
@@ -144,15 +145,13 @@ class EventRenderer:
         self.coupon_tails = pa.array([f',"coupon":"(not set)",{tail}', f',"coupon":"SAVE10",{tail}'])
         assert len(PROFILES) == 16 and N_WEB_PROFILES == 9 and len(DEVICES) == 3
 
-    def render(self, events: Events, event_date: str, transaction_number: np.ndarray) -> list[pa.Array]:
+    def render(self, events: Events, event_date: str, transaction_number: np.ndarray) -> Iterator[pa.Array]:
         """Lines (each ending in a newline), in chunks of at most CHUNK_EVENTS rows."""
-        chunks = []
         bounds = list(range(0, events.size, CHUNK_EVENTS)) + [events.size]
         item_bounds = np.searchsorted(events.item_event, bounds)
         for c in range(len(bounds) - 1):
-            chunks.append(self._render_chunk(events, bounds[c], bounds[c + 1], int(item_bounds[c]),
-                                             int(item_bounds[c + 1]), event_date, transaction_number))
-        return chunks
+            yield self._render_chunk(events, bounds[c], bounds[c + 1], int(item_bounds[c]),
+                                     int(item_bounds[c + 1]), event_date, transaction_number)
 
     def _items(self, ev: Events, lo: int, hi: int, start: int, n: int, is_purchase: np.ndarray) -> tuple:
         item_event = ev.item_event[lo:hi] - start
@@ -163,18 +162,62 @@ class EventRenderer:
         offsets = pa.array(np.concatenate([[0], np.cumsum(per_event)]).astype(np.int32))
         if n_items == 0:
             return pc.binary_join(pa.ListArray.from_arrays(offsets, pa.array([], pa.string())), ","), per_event, per_event
-        # Item revenue is reported on purchase events only.
+        # Item revenue is reported on purchase events only. A basket line shows up in several events
+        # (view, cart, checkout, purchase): each distinct item is rendered once, then gathered.
         with_revenue = is_purchase[item_event]
-        price_text = text.money(price)
-        revenue_text = text.money(price * quantity - discount, ~with_revenue)
-        rows = text.join([
-            text.pick(self.item_prefix, product), price_text, ',"price":', price_text, ',"quantity":"',
-            text.integers(quantity), '","item_revenue_in_usd":', revenue_text, ',"item_revenue":', revenue_text,
-            ',"item_refund_in_usd":null,"item_refund":null', text.pick(self.coupon_tails, (discount > 0).astype(np.int64)),
-        ], n_items)
+        if quantity.max() >= 256 or discount.max() >= 2**25:
+            raise ValueError("an item's quantity or discount is out of the renderer's range")
+        key = ((product * 256 + quantity) * 2**25 + discount) * 2 + with_revenue
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        u_product, u_quantity = product[first], quantity[first]
+        u_price, u_discount = price[first], discount[first]
+        price_text = text.money(u_price)
+        revenue_text = text.money(u_price * u_quantity - u_discount, ~with_revenue[first])
+        distinct = text.join([
+            text.pick(self.item_prefix, u_product), price_text, ',"price":', price_text, ',"quantity":"',
+            text.integers(u_quantity), '","item_revenue_in_usd":', revenue_text, ',"item_revenue":', revenue_text,
+            ',"item_refund_in_usd":null,"item_refund":null', text.pick(self.coupon_tails, (u_discount > 0).astype(np.int64)),
+        ], len(first))
+        rows = distinct.take(pa.array(inverse.ravel()))
         items = pc.binary_join(pa.ListArray.from_arrays(offsets, rows), ",")
         total_quantity = np.rint(np.bincount(item_event, weights=quantity, minlength=n)).astype(np.int64)
         return items, per_event, total_quantity
+
+    def _client_blocks(self, ev: Events, s: slice) -> pa.Array:
+        """From user_pseudo_id to event_dimensions: the same for every event of a client on a day."""
+        key = ev.person[s] * SLOTS + ev.slot[s]
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        rows = np.arange(s.start, s.stop)[first]
+        m = len(rows)
+        first_touch = ev.first_touch_us[rows]
+        is_web = ev.profile[rows] < N_WEB_PROFILES
+        web_id = text.fixed_width(['"', text.digit_matrix(web_client_number(ev.client_high[rows]), 10), ".",
+                                   text.digit_matrix(np.maximum(first_touch, 0) // 1_000_000, 10), '"'], m)
+        app_id = text.hex_digits(ev.client_high[rows], ev.client_low[rows], quoted=True)
+        pseudo_id = text.null_where(pc.if_else(pa.array(is_web), web_id, app_id), ev.consent[rows] == 2)
+        city = self.person_city[ev.person[rows]]
+        context = (ev.profile[rows] * len(CITIES) + city) * len(TRAFFIC_SOURCES) + ev.source[rows]
+        blocks = text.join([
+            ',"user_pseudo_id":', pseudo_id, text.pick(self.privacy, ev.consent[rows]),
+            text.fixed_digits(np.maximum(first_touch, 0), 16, quoted=True, null_mask=first_touch < 0),
+            text.pick(self.contexts, context),
+        ], m)
+        return blocks.take(pa.array(inverse.ravel()))
+
+    def _session_params(self, ev: Events, s: slice) -> pa.Array:
+        """The ga_session_id and ga_session_number parameters (null when the event has no session)."""
+        session_id, session_number = ev.session_id[s], ev.session_number[s]
+        key = (ev.person[s] * SLOTS + ev.slot[s]) * 2**24 + (session_number + 2)
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        sid, snum = session_id[first], session_number[first]
+        m = len(first)
+        params = text.null_where(text.join([
+            '{"key":"ga_session_id","value":{"string_value":null,"int_value":',
+            text.fixed_digits(np.maximum(sid, 0), 10, quoted=True, null_mask=sid < 0),
+            ',"float_value":null,"double_value":null}},{"key":"ga_session_number","value":{"string_value":null,"int_value":',
+            text.quoted_integers(snum, snum < 0), ',"float_value":null,"double_value":null}}',
+        ], m), sid == -2)
+        return params.take(pa.array(inverse.ravel()))
 
     def _render_chunk(self, ev: Events, start: int, stop: int, lo: int, hi: int, event_date: str,
                       transaction_number: np.ndarray) -> pa.Array:
@@ -182,7 +225,6 @@ class EventRenderer:
         s = slice(start, stop)
         name = ev.name[s]
         is_web = ev.profile[s] < N_WEB_PROFILES
-        session_id, session_number = ev.session_id[s], ev.session_number[s]
         value = ev.value_cents[s]
         has_value = value >= 0
         is_purchase = name == NAME["purchase"]
@@ -194,18 +236,13 @@ class EventRenderer:
         tx_quoted = text.fixed_digits(np.maximum(tx_number, 0), 10, prefix="T", quoted=True, null_mask=~has_tx)
 
         # event_params: fragments joined with commas, absent ones (null) skipped.
-        session = text.null_where(text.join([
-            '{"key":"ga_session_id","value":{"string_value":null,"int_value":',
-            text.fixed_digits(np.maximum(session_id, 0), 10, quoted=True, null_mask=session_id < 0),
-            ',"float_value":null,"double_value":null}},{"key":"ga_session_number","value":{"string_value":null,"int_value":',
-            text.quoted_integers(session_number, session_number < 0), ',"float_value":null,"double_value":null}}',
-        ], n), session_id == -2)
         page_index = ev.page[s] + np.where(is_web, 0, self.n_pages)
         page = text.null_where(text.pick(self.page_params, np.maximum(page_index, 0)), ev.page[s] < 0)
-        engagement = text.null_where(text.join([
+        engaged = np.flatnonzero(ev.engagement_ms[s] >= 0)
+        engagement = text.scatter(text.join([
             '{"key":"engagement_time_msec","value":{"string_value":null,"int_value":"',
-            text.integers(np.maximum(ev.engagement_ms[s], 0)), '","float_value":null,"double_value":null}}'], n),
-            ev.engagement_ms[s] < 0)
+            text.integers(ev.engagement_ms[s][engaged]), '","float_value":null,"double_value":null}}'], len(engaged)),
+            engaged, n)
         with_value = np.flatnonzero(has_value)
         value_param = text.scatter(text.join([
             _string_param("currency", "USD"),
@@ -216,20 +253,10 @@ class EventRenderer:
             '{"key":"transaction_id","value":{"string_value":', tx_quoted.take(pa.array(with_tx)),
             ',"int_value":null,"float_value":null,"double_value":null}}'], len(with_tx)), with_tx, n)
         method = text.null_where(text.pick(self.login_params, np.maximum(ev.login_method[s], 0)), ev.login_method[s] < 0)
-        params = pc.binary_join_element_wise(session, page, engagement, value_param, tx_param, method, ",",
-                                             null_handling="skip")
-
-        # Identity columns.
-        denied = ev.consent[s] == 2
-        first_touch = ev.first_touch_us[s]
-        web_id = text.fixed_width(['"', text.digit_matrix(web_client_number(ev.client_high[s]), 10), ".",
-                                   text.digit_matrix(np.maximum(first_touch, 0) // 1_000_000, 10), '"'], n)
-        app_id = text.hex_digits(ev.client_high[s], ev.client_low[s], quoted=True)
-        pseudo_id = text.null_where(pc.if_else(pa.array(is_web), web_id, app_id), denied)
+        params = pc.binary_join_element_wise(self._session_params(ev, s), page, engagement, value_param, tx_param,
+                                             method, ",", null_handling="skip")
         user_id = text.fixed_digits(np.maximum(ev.user_member[s], 0), 8, prefix="M", quoted=True,
                                     null_mask=ev.user_member[s] < 0)
-        city = self.person_city[ev.person[s]]
-        context = text.pick(self.contexts, (ev.profile[s] * len(CITIES) + city) * len(TRAFFIC_SOURCES) + ev.source[s])
 
         # Items and the ecommerce block.
         items, per_event, total_quantity = self._items(ev, lo, hi, start, n, is_purchase)
@@ -252,10 +279,7 @@ class EventRenderer:
             ',"event_bundle_sequence_id":"', text.fixed_digits(ev.bundle[s], 10),
             '","event_server_timestamp_offset":',
             text.fixed_digits(np.maximum(ev.server_offset[s], 0), 7, quoted=True, null_mask=ev.server_offset[s] < 0),
-            ',"user_id":', user_id, ',"user_pseudo_id":', pseudo_id,
-            text.pick(self.privacy, ev.consent[s]),
-            text.fixed_digits(np.maximum(first_touch, 0), 16, quoted=True, null_mask=first_touch < 0),
-            context, ecommerce, ',"items":[', items,
+            ',"user_id":', user_id, self._client_blocks(ev, s), ecommerce, ',"items":[', items,
             '],"collected_traffic_source":null,"is_active_user":true,"batch_event_index":null,'
             '"batch_ordering_id":null,"batch_page_id":null,"session_traffic_source_last_click":null,"publisher":null}\n',
         ], n)

@@ -78,7 +78,7 @@ class Clients:
     def __init__(self, pop: Population, rng: np.random.Generator):
         n = pop.size
         self.rng = rng
-        self.profile = np.full((n, SLOTS), -1, dtype=np.int64)
+        self.profile = np.full((n, SLOTS), -1, dtype=np.int8)
         count = 1 + rng.binomial(3, 0.15 + 0.25 * _sigmoid(pop.tech_affinity))
         desktop = rng.random(n) < 0.6
         self.profile[:, 0] = np.where(desktop, rng.choice(DESKTOP_PROFILES, n), rng.choice(MOBILE_WEB_PROFILES, n))
@@ -88,26 +88,26 @@ class Clients:
             kind = np.where(u < p_app, rng.choice(APP_PROFILES, n),
                             np.where(u < p_app + 0.15, rng.choice(TABLET_PROFILES, n), rng.choice(MOBILE_WEB_PROFILES, n)))
             self.profile[:, slot] = np.where(slot < count, kind, -1)
-        self.weight = np.zeros((n, WEB_APP_SLOTS))
         is_app = np.isin(self.profile[:, :WEB_APP_SLOTS], APP_PROFILES)
         is_tablet = np.isin(self.profile[:, :WEB_APP_SLOTS], TABLET_PROFILES)
         self.weight = np.where(is_app, 0.6 + 0.8 * _sigmoid(pop.tech_affinity)[:, None], np.where(is_tablet, 0.4, 0.8))
         self.weight[:, 0] = 1.0
         self.weight[self.profile[:, :WEB_APP_SLOTS] < 0] = 0.0
-        self.weight_cdf = np.cumsum(self.weight, axis=1) / self.weight.sum(axis=1, keepdims=True)
+        self.weight_cdf = (np.cumsum(self.weight, axis=1) / self.weight.sum(axis=1, keepdims=True)).astype(np.float32)
+        del self.weight  # only the cumulative form is needed
         u = rng.random((n, SLOTS))
         web = self.profile < N_WEB_PROFILES
         denied = np.where(pop.privacy_conscious[:, None], u < 0.8, np.where(web, u < 0.05, u < 0.03))
         no_ads = ~denied & web & (rng.random((n, SLOTS)) < 0.1)
-        self.consent = np.where(denied, CONSENT_DENIED, np.where(no_ads, CONSENT_NO_ADS, CONSENT_GRANTED))
+        self.consent = np.where(denied, CONSENT_DENIED, np.where(no_ads, CONSENT_NO_ADS, CONSENT_GRANTED)).astype(np.int8)
         self.consent[:, WEB_APP_SLOTS:] = CONSENT_GRANTED
-        self.source = rng.choice(len(TRAFFIC_SOURCE_SHARES), (n, SLOTS), p=TRAFFIC_SOURCE_SHARES)
+        self.source = rng.choice(len(TRAFFIC_SOURCE_SHARES), (n, SLOTS), p=TRAFFIC_SOURCE_SHARES).astype(np.int8)
         self.id_high = rng.integers(0, 2**63, (n, SLOTS), dtype=np.int64).astype(np.uint64)
         self.id_low = rng.integers(0, 2**63, (n, SLOTS), dtype=np.int64).astype(np.uint64)
         # Customers from before the period already have browsers that first visited back then.
         first_touch = np.full((n, SLOTS), -1, dtype=np.int64)
         self.first_touch_us = first_touch
-        self.sessions = np.where(pop.existing[:, None], rng.poisson(15, (n, SLOTS)), 0).astype(np.int64)
+        self.sessions = np.where(pop.existing[:, None], rng.poisson(15, (n, SLOTS)), 0).astype(np.int32)
         self.logged_in = np.zeros((n, SLOTS), dtype=bool)
         self.announced = np.zeros((n, SLOTS), dtype=bool)
         self.sessions[:, WEB_APP_SLOTS:] = 0
@@ -294,9 +294,12 @@ class SessionBuilder:
         first_visit = first_of_day & unseen
         clients.first_touch_us[person[first_visit], slot[first_visit]] = start_us[first_visit]
         session_number = clients.sessions[person, slot] + rank_by_session + 1
-        np.add.at(clients.sessions, (person, slot), 1)
-        consent = clients.consent[person, slot]
-        profile = clients.profile[person, slot]
+        run_first = np.flatnonzero(run_start)
+        used_keys = sorted_keys[run_first]
+        sessions_today = np.diff(np.append(run_first, n_sessions))
+        clients.sessions[used_keys // SLOTS, used_keys % SLOTS] += sessions_today
+        consent = clients.consent[person, slot].astype(np.int64)
+        profile = clients.profile[person, slot].astype(np.int64)
         is_web = profile < N_WEB_PROFILES
         is_device = kind == SESSION_DEVICE
 
@@ -416,7 +419,7 @@ class SessionBuilder:
             slot=slot[event_session],
             profile=profile[event_session],
             consent=consent[event_session],
-            source=clients.source[person, slot][event_session],
+            source=clients.source[person, slot][event_session].astype(np.int64),
             client_high=clients.id_high[person, slot][event_session],
             client_low=clients.id_low[person, slot][event_session],
             first_touch_us=np.where(sid_present, clients.first_touch_us[person, slot][event_session], -1),
@@ -494,7 +497,7 @@ class SessionBuilder:
         n = len(bills)
         person = orders.person[bills]
         slot = np.zeros(n, dtype=np.int64)
-        consent = clients.consent[person, slot]
+        consent = clients.consent[person, slot].astype(np.int64)
         denied = consent == CONSENT_DENIED
         lines = orders.line_start[bills]
         user = np.where(denied, -1, orders.member_number[bills])
@@ -508,9 +511,9 @@ class SessionBuilder:
             name=np.full(n, NAME["purchase"]),
             person=person,
             slot=slot,
-            profile=clients.profile[person, slot],
+            profile=clients.profile[person, slot].astype(np.int64),
             consent=consent,
-            source=clients.source[person, slot],
+            source=clients.source[person, slot].astype(np.int64),
             client_high=clients.id_high[person, slot],
             client_low=clients.id_low[person, slot],
             first_touch_us=np.where(denied, -1, clients.first_touch_us[person, slot]),

@@ -32,6 +32,9 @@ ATTACH_ACQUISITION = 8.0
 LOGIN_ONLINE, MEMBER_CARD_STORE, MEMBER_CALL_CENTRE = 0.88, 0.7, 0.9
 GUEST_EMAIL = (0.97, 0.08, 0.6)  # chance a guest leaves an email, by channel
 SECONDARY_ID_SHARE = 0.5
+_EXTRA_QUANTITY = np.array([c.extra_quantity for c in CATEGORIES])
+_CANNIBALISED = [np.isin(np.arange(len(CATEGORIES)), [CATEGORY_INDEX[c] for c in d.cannibalised_categories])
+                 for d in DEVICES]
 
 
 def effect_profile(device_index: int, days_owned: np.ndarray) -> np.ndarray:
@@ -43,14 +46,18 @@ def effect_profile(device_index: int, days_owned: np.ndarray) -> np.ndarray:
     return np.where(tau > 0, build * decay, 0.0)
 
 
+_DIURNAL_SHARE = np.cumsum([0.2, 0.25, 0.45, 0.10])
+_DIURNAL_MEAN = np.array([8.5, 12.5, 20.0, 0.0])
+_DIURNAL_SD = np.array([1.5, 1.5, 2.0, 0.0])
+
+
 def diurnal_fraction(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Local time of day (fraction of the day) of online activity: morning, lunch, evening peaks."""
-    component = rng.choice(4, n, p=[0.2, 0.25, 0.45, 0.10])
-    hours = np.select(
-        [component == 0, component == 1, component == 2],
-        [rng.normal(8.5, 1.5, n), rng.normal(12.5, 1.5, n), rng.normal(20.0, 2.0, n)],
-        rng.uniform(22.0, 24.0, n),
-    )
+    """Local time of day (fraction of the day) of online activity: morning, lunch and evening peaks
+    (normal, hours 8.5±1.5, 12.5±1.5, 20±2) and a late-night tail (uniform 22–24 h)."""
+    component = np.minimum(np.searchsorted(_DIURNAL_SHARE, rng.random(n), side="right"), 3)
+    late = component == 3
+    hours = _DIURNAL_MEAN[component] + _DIURNAL_SD[component] * rng.standard_normal(n)
+    hours = np.where(late, 22.0 + 2.0 * rng.random(n), hours)
     return np.mod(hours, 24.0) / 24.0
 
 
@@ -198,8 +205,7 @@ class World:
         category = (u[:, None] > pop.taste_cdf[line_person]).sum(axis=1)
         category = np.minimum(category, len(CATEGORIES) - 1)
         product = draw_products(cat, category, rng)
-        extra_quantity = np.array([c.extra_quantity for c in CATEGORIES])
-        quantity = 1 + rng.poisson(extra_quantity[category])
+        quantity = 1 + rng.poisson(_EXTRA_QUANTITY[category])
         price = cat.price_cents[product]
         discount_chance = DISCOUNT_BASE + DISCOUNT_PRICE_SENSITIVITY * pop.price_sensitivity[line_person]
         if promo:
@@ -263,7 +269,7 @@ class World:
         line_margin = (price - cat.unit_cost_cents[product]) * quantity - discount
         cannibalised_person, cannibalised_margin = [], []
         for k, device in enumerate(DEVICES):
-            affected = np.isin(category, [CATEGORY_INDEX[c] for c in device.cannibalised_categories])
+            affected = _CANNIBALISED[k][category]
             owned = self.adoption_day[line_person, k] < day
             drop = affected & owned & (cannibal_draw < device.cannibalisation) & self.effects_on[k]
             kept &= ~drop
@@ -360,6 +366,11 @@ class World:
             line_unit_cost=cat.unit_cost_cents[product],
         )
 
+    def _no_orders(self, cause: int) -> DayOrders:
+        empty = np.empty(0, dtype=np.int64)
+        return self._orders(empty, cause, empty, np.empty(0), empty, empty, np.empty(0, bool), empty,
+                            empty, empty, empty)
+
     def _induced_orders(self, day: int, k: int) -> DayOrders:
         """Orders device k causes its owners to place through it (from the day after adoption)."""
         device, pop, rng = DEVICES[k], self.pop, self.effect_rngs[k]
@@ -369,6 +380,8 @@ class World:
         count = rng.poisson(rate)
         person = np.repeat(owners, count)
         n = len(person)
+        if n == 0:
+            return self._no_orders(1 + k)
         lines = 1 + rng.poisson(device.induced_extra_lines, n)
         line_person = np.repeat(person, lines)
         choices = np.array([CATEGORY_INDEX[c] for c in device.induced_categories])
@@ -379,8 +392,7 @@ class World:
             cdf = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
             category = choices[np.minimum((rng.random(len(line_person))[:, None] > cdf).sum(axis=1), len(choices) - 1)]
         product = draw_products(self.catalog, category, rng)
-        extra_quantity = np.array([c.extra_quantity for c in CATEGORIES])
-        quantity = 1 + rng.poisson(extra_quantity[category])
+        quantity = 1 + rng.poisson(_EXTRA_QUANTITY[category])
         channel = np.full(n, CHANNEL_ONLINE)
         member_number, _ = self._book(day, person, channel, rng, True)
         return self._orders(
