@@ -19,7 +19,7 @@ from spillover.ingest.ga4_schema import EXPORT_SCHEMA
 from spillover.synth import generate
 
 SMALL = {"customers": 600, "days": 150, "seed": 11}
-MEDIUM = {"customers": 4000, "days": 365, "seed": 5}
+MEDIUM = {"customers": 5000, "days": 365, "seed": 5}
 
 
 def schema_problem(value: object, dtype: dt.DataType, where: str) -> str | None:

@@ -82,7 +82,6 @@ class GatewayDevice:
     # usage events (GA4 only, no shopping): mean per day and the mix of event names
     usage_per_day: float
     usage_events: tuple[tuple[str, float], ...]
-    client_profile: str
 
 
 DEVICES: tuple[GatewayDevice, ...] = (
@@ -94,7 +93,7 @@ DEVICES: tuple[GatewayDevice, ...] = (
         effect_rate=0.035, effect_build_days=7.0, effect_floor=0.45, effect_decay_days=120.0,
         effect_taste_power=1.0, induced_categories=("ebooks",), induced_extra_lines=0.0,
         cannibalised_categories=("books",), cannibalisation=0.35,
-        usage_per_day=0.6, usage_events=(("ebook_open", 1.0),), client_profile="ereader",
+        usage_per_day=0.6, usage_events=(("ebook_open", 1.0),),
     ),
     GatewayDevice(
         key="speaker", product_id="G002", name="Orbit Smart Speaker", price_cents=3499,
@@ -107,7 +106,6 @@ DEVICES: tuple[GatewayDevice, ...] = (
         usage_per_day=1.0,
         usage_events=(("voice_timer", 0.38), ("voice_weather", 0.30), ("voice_music", 0.30),
                       ("voice_shop", 0.02)),
-        client_profile="speaker",
     ),
     GatewayDevice(
         key="stick", product_id="G003", name="Beam Streaming Stick", price_cents=3999,
@@ -117,7 +115,7 @@ DEVICES: tuple[GatewayDevice, ...] = (
         effect_rate=0.02, effect_build_days=3.0, effect_floor=0.3, effect_decay_days=60.0,
         effect_taste_power=1.0, induced_categories=("video",), induced_extra_lines=0.0,
         cannibalised_categories=("video",), cannibalisation=0.15,
-        usage_per_day=0.6, usage_events=(("video_play", 1.0),), client_profile="stick",
+        usage_per_day=0.6, usage_events=(("video_play", 1.0),),
     ),
 )
 DEVICE_INDEX = {d.key: k for k, d in enumerate(DEVICES)}

@@ -285,7 +285,7 @@ class SessionBuilder:
         key_sorted = client_key[by_start]
         order_in_key = np.lexsort((np.arange(n_sessions), key_sorted))
         sorted_keys = key_sorted[order_in_key]
-        run_start = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
+        run_start = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]][:n_sessions]
         rank = np.arange(n_sessions) - np.maximum.accumulate(np.where(run_start, np.arange(n_sessions), 0))
         rank_by_session = np.empty(n_sessions, dtype=np.int64)
         rank_by_session[by_start[order_in_key]] = rank
@@ -344,7 +344,7 @@ class SessionBuilder:
         n_events = int(per_session.sum())
         event_session = np.repeat(np.arange(n_sessions), per_session)
         event_slot = np.repeat(np.tile(np.arange(N_SESSION_SLOTS), n_sessions), counts.ravel())
-        session_first_event = np.concatenate([[0], np.cumsum(per_session)[:-1]])
+        session_first_event = np.cumsum(per_session) - per_session
         position = np.arange(n_events) - session_first_event[event_session]
         slot_first = (np.cumsum(counts, axis=1) - counts)[event_session, event_slot]
         rank_in_slot = position - slot_first
@@ -571,7 +571,7 @@ def _concatenate_events(a: Events, b: Events) -> Events:
 def _take_events(events: Events, take: np.ndarray, duplicates: int) -> Events:
     columns = {c: getattr(events, c)[take] for c in _EVENT_COLUMNS}
     # Item rows follow their events: gather each taken event's item rows in the new order.
-    starts = np.concatenate([[0], np.cumsum(events.item_count)[:-1]]).astype(np.int64)
+    starts = (np.cumsum(events.item_count) - events.item_count).astype(np.int64)
     counts = events.item_count[take]
     rows = np.repeat(starts[take] - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
     items = {c: getattr(events, c)[rows] for c in _ITEM_COLUMNS}

@@ -235,7 +235,7 @@ def write_adopters(path: Path, pop: Population, adoption_day: np.ndarray, ledger
     """truth/adopters.csv: every adopter's margin with and without the device, per horizon."""
     rows = 0
     with path.open("wb") as handle:
-        columns = ["person_id", "device", "adopted_on", "adoption_day", "effect_scale_per_year"]
+        columns = ["person_id", "device", "adopted_on", "adoption_day", "days_as_customer", "effect_scale_per_year"]
         for horizon in HORIZONS:
             columns += [f"margin_with_{horizon}", f"margin_without_{horizon}", f"induced_orders_{horizon}",
                         f"fully_observed_{horizon}"]
@@ -247,7 +247,8 @@ def write_adopters(path: Path, pop: Population, adoption_day: np.ndarray, ledger
             day = adoption_day[people, k]
             dates = np.datetime_as_string(np.datetime64(start, "D") + day.astype("timedelta64[D]"), unit="D")
             parts: list[pa.Array] = [person_ids(people), text.constant(device.key, n), pa.array(dates),
-                                     text.integers(day), pc.cast(pa.array(np.round(pop.effect_scale[people, k] * 365.0, 6)), pa.string())]
+                                     text.integers(day), text.integers(day - pop.birth_day[people]),
+                                     pc.cast(pa.array(np.round(pop.effect_scale[people, k] * 365.0, 6)), pa.string())]
             for h, horizon in enumerate(HORIZONS):
                 with_device = ledger.margin_with[k, h, people]
                 parts += [text.money(with_device), text.money(with_device - ledger.effect[k, h, people]),
