@@ -128,8 +128,11 @@ def test_adopters_are_selected_on_latent_traits(medium):
         gap = traits[adopted].mean() - traits[~adopted].mean()
         assert gap.tech_affinity > 0.25
         assert gap.orders_per_year > 0.2 * traits.orders_per_year.mean()
-    # The effect is heterogeneous, and larger for those with the taste the device serves.
+    # About a quarter buy the device in their first basket: no history before it.
     adopters = _adopters(medium)
+    first_basket = (adopters.days_as_customer.astype(int) == 0).mean()
+    assert 0.15 < first_basket < 0.35
+    # The effect is heterogeneous, and larger for those with the taste the device serves.
     ereader = adopters[adopters.device == "ereader"].merge(people, on="person_id")
     scale = ereader.effect_scale_per_year
     assert scale.std() / scale.mean() > 0.3

@@ -118,7 +118,6 @@ DEVICES: tuple[GatewayDevice, ...] = (
         usage_per_day=0.6, usage_events=(("video_play", 1.0),),
     ),
 )
-DEVICE_INDEX = {d.key: k for k, d in enumerate(DEVICES)}
 
 
 @dataclass(frozen=True)

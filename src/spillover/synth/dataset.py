@@ -107,7 +107,7 @@ def simulate_truth(*, customers: int, days: int, seed: int, start: str | dt.date
     """
     *_, world, ledger = _setup(customers, days, seed, start, without_effects_of)
     for day in range(world.calendar.total_days):
-        orders, counterfactual, _ = world.simulate_day(day)
+        orders, counterfactual = world.simulate_day(day)
         ledger.record(day, orders, counterfactual, world.adoption_day, world.owners)
     return world, ledger
 
@@ -146,7 +146,7 @@ def generate(
     in_flight: deque[Future] = deque()
     try:
         for day in range(calendar.total_days):
-            orders, counterfactual, _ = world.simulate_day(day)
+            orders, counterfactual = world.simulate_day(day)
             ledger.record(day, orders, counterfactual, world.adoption_day, world.owners)
             if day < days:
                 events, order_time = sessions.build(day, orders)

@@ -78,7 +78,6 @@ PRIVACY = (
     {"analytics_storage": "Yes", "ads_storage": "No", "uses_transient_token": "No"},
     {"analytics_storage": "No", "ads_storage": "No", "uses_transient_token": "No"},
 )
-ITEM_EVENTS = (NAME["view_item"], NAME["add_to_cart"], NAME["begin_checkout"], NAME["purchase"])
 NOT_SET = "(not set)"
 
 
@@ -285,4 +284,4 @@ class EventRenderer:
         ], n)
 
 
-__all__ = ["EventRenderer", "PROFILES", "transaction_ids", "ITEM_EVENTS"]
+__all__ = ["EventRenderer", "PROFILES", "transaction_ids"]

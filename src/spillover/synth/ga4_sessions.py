@@ -17,7 +17,6 @@ from spillover.synth.world import (
     CAUSE_BASELINE,
     CAUSE_SUBSCRIPTION,
     CHANNEL_ONLINE,
-    NEVER,
     TENURE_RAMP_DAYS,
     TENURE_RAMP_DEPTH,
     DayOrders,
@@ -50,7 +49,7 @@ N_SESSION_SLOTS = 11
 SLOT_NAME = np.array([NAME["first_visit"], NAME["session_start"], NAME["login"], NAME["page_view"],
                       NAME["view_item"], NAME["add_to_cart"], NAME["login"], NAME["begin_checkout"], -1,
                       NAME["voice_shop"], NAME["purchase"]])
-SESSION_PURCHASE, SESSION_BROWSE, SESSION_DEVICE, SESSION_SERVER = range(4)
+SESSION_PURCHASE, SESSION_BROWSE, SESSION_DEVICE = range(3)
 
 # --- behaviour of visitors ------------------------------------------------------------------------
 COOKIE_RESET_PER_DAY_USED = 0.03
@@ -587,7 +586,6 @@ class PageIndex:
     def __init__(self, catalog: Catalog):
         self.category_base = 4
         self.product_base = 4 + len(CATEGORIES)
-        self.size = self.product_base + catalog.size
         self.catalog = catalog
 
     def for_events(self, event_slot, item_event, item_product, n_events, event_person, pop, rng, event_kind):
@@ -608,4 +606,4 @@ class PageIndex:
         return page
 
 
-__all__ = ["web_client_number", "Clients", "Events", "EVENT_NAMES", "NEVER", "PageIndex", "SessionBuilder", "SLOTS", "WEB_APP_SLOTS"]
+__all__ = ["web_client_number", "Clients", "Events", "EVENT_NAMES", "PageIndex", "SessionBuilder", "SLOTS", "WEB_APP_SLOTS"]

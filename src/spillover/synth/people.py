@@ -1,8 +1,7 @@
 """The synthetic population: latent traits that drive everything, and who each person is on paper.
 
-Traits (spend, tastes, tech affinity, price sensitivity) are drawn once per person. Identity details
-are kept as small integer choices and rendered to text only when written; every name, email and phone
-number is synthetic (example.com/org/net addresses, 555 exchange numbers).
+Traits are drawn once per person; identity details are small integer choices rendered to text only
+when written. Every name, email (example.com/org/net) and phone number (555 exchange) is synthetic.
 """
 
 from __future__ import annotations

@@ -17,11 +17,11 @@ import pyarrow.compute as pc
 from spillover.synth import text
 from spillover.synth.catalog import CATEGORIES, DEVICES, Catalog
 from spillover.synth.ga4_json import transaction_ids
-from spillover.synth.ga4_sessions import N_WEB_PROFILES, SLOTS, Clients, web_client_number
+from spillover.synth.ga4_sessions import N_WEB_PROFILES, Clients, web_client_number
 from spillover.synth.identity import emails, member_ids, person_ids
 from spillover.synth.people import Population
 from spillover.synth.truth import HOLDOUT_WINDOWS, HORIZONS, Ledger
-from spillover.synth.world import CAUSES, CHANNEL_ONLINE, CHANNEL_STORE, CHANNELS, NEVER, DayOrders
+from spillover.synth.world import CAUSES, CHANNEL_ONLINE, CHANNELS, NEVER, DayOrders
 
 ORDER_COLUMNS = ("order_id", "member_id", "email", "ordered_at", "channel", "transaction_id", "store_id")
 ORDER_ITEM_COLUMNS = ("order_id", "line_number", "product_id", "quantity", "unit_price", "discount")
@@ -260,4 +260,4 @@ def write_adopters(path: Path, pop: Population, adoption_day: np.ndarray, ledger
 
 
 __all__ = ["OrderWriter", "IdentityWriter", "write_products", "write_members", "write_final_identities",
-           "write_people", "write_adopters", "SLOTS", "CHANNEL_STORE"]
+           "write_people", "write_adopters"]

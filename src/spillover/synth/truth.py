@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from spillover.synth.catalog import DEVICES, Catalog
-from spillover.synth.world import NEVER, SPEAKER, Counterfactual, DayOrders
+from spillover.synth.world import SPEAKER, Counterfactual, DayOrders
 
 HORIZONS = (90, 180, 365)
 HOLDOUT_WINDOWS = (180, 365)
@@ -156,4 +156,4 @@ def _difference(a: np.ndarray, b: np.ndarray) -> float | None:
     return round(float(np.mean(a) - np.mean(b)), 4)
 
 
-__all__ = ["HORIZONS", "HOLDOUT_WINDOWS", "Ledger", "NEVER"]
+__all__ = ["HORIZONS", "HOLDOUT_WINDOWS", "Ledger"]

@@ -79,7 +79,6 @@ class DayOrders:
     line_unit_price: np.ndarray
     line_discount: np.ndarray
     line_unit_cost: np.ndarray
-    utc_us: np.ndarray | None = None  # set when the day is written
 
     @property
     def size(self) -> int:
@@ -173,9 +172,8 @@ class World:
     # ---------------------------------------------------------------------------------------------
     # the day
 
-    def simulate_day(self, day: int) -> tuple[DayOrders, Counterfactual, np.ndarray]:
-        """Advance one day; return its factual orders, the counterfactual differences, and the
-        people who adopted each device today (a devices-long list of arrays, as an object array)."""
+    def simulate_day(self, day: int) -> tuple[DayOrders, Counterfactual]:
+        """Advance one day; return its factual orders and what the devices changed in them."""
         pop, rng, cat = self.pop, self.rng, self.catalog
         promo = bool(self.calendar.is_promotion[day])
         born = self._births_by_day[day] if day < len(self._births_by_day) else np.empty(0, np.int64)
@@ -321,9 +319,7 @@ class World:
             subscription_margin=_margin_by_order(bills, cat),
             subscription_person=bills.person,
         )
-        adopted = np.empty(len(DEVICES), dtype=object)
-        adopted[:] = adopters
-        return orders, counterfactual, adopted
+        return orders, counterfactual
 
     def _book(self, day: int, person: np.ndarray, channel: np.ndarray, rng: np.random.Generator,
               always_identified: np.ndarray | bool) -> tuple[np.ndarray, np.ndarray]:
