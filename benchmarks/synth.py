@@ -3,7 +3,8 @@
 Times, each in a fresh subprocess so that peak RSS is its own:
   (a) synth — ``generate()`` end to end (simulation, GA4 NDJSON, CSVs, truth);
   (b) floor — writing the same GA4 bytes, already serialised: each day's file is read into memory
-      and deleted (untimed), then written as a new file, so the disk and page cache work as for (a).
+      (untimed) and written to a new file, which then replaces it (untimed), so the disk and the page
+      cache work as they did for (a).
 Prints events/s, MB/s, CPU time per event (all threads, user + system: less sensitive than wall time
 to other work on a shared machine), peak RSS and the ratios, then the true ATTs of the dataset.
 Usage: python benchmarks/synth.py [--customers 20000] [--days 365] [--seed 0] [--start DATE] [--out DIR] [--keep]
@@ -43,14 +44,15 @@ source = Path(sys.argv[1])
 seconds, cpu, size = 0.0, 0.0, 0
 for path in sorted(source.glob("events_*.json")):
     data = path.read_bytes()
-    path.unlink()
+    copy = path.with_suffix(".copy")
     clock, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-    with path.open("wb") as handle:
+    with copy.open("wb") as handle:
         handle.write(data)
     after = resource.getrusage(resource.RUSAGE_SELF)
     seconds += time.perf_counter() - clock
     cpu += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     size += len(data)
+    copy.replace(path)
 print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "bytes": size,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
