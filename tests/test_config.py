@@ -57,3 +57,14 @@ def test_invalid_values_are_listed_by_field(tmp_path):
 def test_column_mapping_is_read(tmp_path):
     (tmp_path / "spillover.toml").write_text('[columns.crm]\nmember_id = "CustomerNumber"\n')
     assert load_config(tmp_path).columns.crm == {"member_id": "CustomerNumber"}
+
+
+def test_unknown_time_zone_is_refused(tmp_path):
+    (tmp_path / "spillover.toml").write_text('[ga4]\nproperty_timezone = "Mars/Olympus"\n')
+    with pytest.raises(SpilloverConfigError, match=r"ga4.property_timezone: .*unknown time zone 'Mars/Olympus'"):
+        load_config(tmp_path)
+
+
+def test_init_writes_the_property_time_zone(tmp_path):
+    init_project(tmp_path, timezone="America/New_York")
+    assert load_config(tmp_path).ga4.property_timezone == "America/New_York"

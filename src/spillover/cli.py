@@ -146,17 +146,18 @@ def _show_load(result: Any, as_json: bool) -> None:
 def init(
     directory: Path = typer.Argument(Path("."), metavar="DIR", help="Project folder (created if missing)."),
     db: Optional[str] = typer.Option(None, "--db", metavar="URL", help="Warehouse URL to write into spillover.toml."),
+    timezone: str = typer.Option("UTC", "--timezone", metavar="TZ", help="The GA4 property's reporting time zone."),
     as_json: bool = _json_option(),
 ) -> None:
     """Create spillover.toml and the project key; safe to re-run (never replaces a key).
 
     The key (in .spillover/key, permissions 0600, or $SPILLOVER_KEY) pseudonymises identifiers.
 
-    Example: spillover init my-project --db duckdb:///warehouse.duckdb
+    Example: spillover init my-project --db duckdb:///warehouse.duckdb --timezone Europe/Berlin
     """
     from spillover.config import init_project
 
-    done = init_project(directory, db=db)
+    done = init_project(directory, db=db, timezone=timezone)
     if as_json:
         _print_json(done)
         return

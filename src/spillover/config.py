@@ -51,6 +51,18 @@ class GA4Config(_Frozen):
     )
 
 
+    @field_validator("property_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'America/New_York'") from exc
+        return value
+
+
 class ColumnsConfig(_Frozen):
     """Maps spillover's column names (keys) to the user's column names (values), per source."""
 
@@ -132,7 +144,8 @@ phone_default_region = "US"
 allowed_attributes = []
 
 [ga4]
-property_timezone = "UTC"
+# The GA4 property's reporting time zone (Admin > Property details), e.g. "America/New_York"
+property_timezone = "{timezone}"
 max_timestamp_skew_hours = 14.0
 
 # Map spillover's column names (left) to yours (right) when your files name them differently, e.g.
@@ -146,7 +159,9 @@ max_timestamp_skew_hours = 14.0
 """
 
 
-def init_project(project_dir: Path | str = ".", db: str | None = None) -> dict[str, object]:
+def init_project(
+    project_dir: Path | str = ".", db: str | None = None, timezone: str = "UTC"
+) -> dict[str, object]:
     """Write ``spillover.toml`` and a project key unless they exist; safe to re-run.
 
     Returns what was done, for the CLI to print.
@@ -157,7 +172,7 @@ def init_project(project_dir: Path | str = ".", db: str | None = None) -> dict[s
     wrote_config = False
     if not config_path.exists():
         config_path.write_text(
-            CONFIG_TEMPLATE.format(db=db or DEFAULT_DB_URL, key_file=DEFAULT_KEY_FILE), encoding="utf-8"
+            CONFIG_TEMPLATE.format(db=db or DEFAULT_DB_URL, key_file=DEFAULT_KEY_FILE, timezone=timezone), encoding="utf-8"
         )
         wrote_config = True
     config = load_config(project_dir)

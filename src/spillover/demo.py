@@ -46,10 +46,10 @@ def run_demo(
     directory = Path(directory)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    init_project(directory, db=db)
-    config = load_config(directory)
     data_dir = directory / "data"
     synth_summary = generate(data_dir, customers=customers, days=days, seed=seed, progress=progress)
+    init_project(directory, db=db, timezone=str(synth_summary["property_timezone"]))
+    config = load_config(directory)
     timings["synth"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
