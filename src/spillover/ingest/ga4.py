@@ -21,7 +21,7 @@ import ibis.expr.datatypes as idt
 import pyarrow as pa
 
 from spillover.config import Config
-from spillover.engine import replace_partitions, table_exists
+from spillover.engine import replace_partitions, table_exists, temp_name
 from spillover.errors import SpilloverInputError
 from spillover.ingest.ga4_schema import (
     EXPORT_FILE_PATTERN,
@@ -88,7 +88,7 @@ REASONS = {
 _FILE_NAME = re.compile(EXPORT_FILE_PATTERN)
 _MICROS_PER_HOUR = 3_600_000_000
 _EPOCH = dt.date(1970, 1, 1)
-_FILE_ORDER_STRIDE = 1 << 40  # _file_index * stride + line orders rows across a partition's files
+_FILE_ORDER_STRIDE = 1 << 40  # _file_index * stride + line orders rows across a load's files
 
 
 @dataclass(frozen=True)
@@ -522,29 +522,46 @@ def _extra_fields(row: _Row) -> ibis.StringValue:
 
 #: Fixed names of the relations the check query reads, so that it compiles once per process.
 ROWS_VIEW = "_spillover_ga4_rows"
-PARTITION_VIEW = "_spillover_ga4_partition"
+FILES_VIEW = "_spillover_ga4_files"
 
 
-def partition_constants(export_date: dt.date, config: Config) -> dict[str, object]:
-    """What the checks need to know about the date being loaded (one row of PARTITION_VIEW)."""
+def file_row(index: int, file: ExportFile, config: Config) -> dict[str, object]:
+    """One row of FILES_VIEW: what the checks and the lineage columns need to know of a file."""
     skew = int(config.ga4.max_timestamp_skew_hours * _MICROS_PER_HOUR)
-    day_start = (export_date - _EPOCH).days * 24 * _MICROS_PER_HOUR
+    day_start = (file.export_date - _EPOCH).days * 24 * _MICROS_PER_HOUR
     return {
-        "expected_event_date": export_date.strftime("%Y%m%d"),
+        "file_index": index,
+        "source_file": file.label,
+        "export_table": file.export_table,
+        "export_date": file.export_date,
+        "expected_event_date": file.export_date.strftime("%Y%m%d"),
         "timestamp_min": day_start - skew,
         "timestamp_max": day_start + 24 * _MICROS_PER_HOUR + skew - 1,
     }
 
 
-def check_rows(rows: ibis.Table, partition: ibis.Table, *, dialect: Dialect) -> ibis.Table:
+FILES_SCHEMA = pa.schema(
+    [
+        ("file_index", pa.int32()),
+        ("source_file", pa.string()),
+        ("export_table", pa.string()),
+        ("export_date", pa.date32()),
+        ("expected_event_date", pa.string()),
+        ("timestamp_min", pa.int64()),
+        ("timestamp_max", pa.int64()),
+    ]
+)
+
+
+def check_rows(rows: ibis.Table, files: ibis.Table, *, dialect: Dialect) -> ibis.Table:
     """Parse and check raw rows (``LINES_SCHEMA``) in one pass.
 
-    ``partition`` is one row of :func:`partition_constants`. Returns the typed export columns,
-    ``_extra_fields``, ``_file_index``, ``_source_line``, ``_check`` (index of the first failed
-    check in :data:`CHECKS`, null for a good row), ``_raw`` (the line, kept for refused rows only)
-    and ``_text_hash`` (finds candidate duplicates).
+    ``files`` holds a :func:`file_row` per ``rows.file_index``. Returns the typed export columns,
+    ``_extra_fields``, ``_file_index``, ``_source_line``, ``_export_date``, ``_check`` (index of the
+    first failed check in :data:`CHECKS`, null for a good row), ``_raw`` (the line, kept for
+    refused rows only) and ``_text_hash`` (finds candidate duplicates).
     """
-    joined = rows.cross_join(partition)
+    joined = rows.join(files, rows.file_index == files.file_index)
     # Parse once, in a projection of its own: Ibis otherwise inlines a projection into the next
     # one, and the engine would parse the line again for every check that reads it. An impure
     # column (never read) is what stops the inlining.
@@ -552,9 +569,10 @@ def check_rows(rows: ibis.Table, partition: ibis.Table, *, dialect: Dialect) -> 
         _parsed=dialect.parse(joined.text, text_type(idt.Struct(dict(EXPORT_SCHEMA.items())))),
         _keys=dialect.object_keys(joined.text),
         _text=joined.text,
-        _file_index=joined.file_index,
+        _file_index=rows.file_index,
         _source_line=joined.source_line,
         _utf8_ok=joined.utf8_ok,
+        _export_date=joined.export_date,
         _expected_event_date=joined.expected_event_date,
         _timestamp_min=joined.timestamp_min,
         _timestamp_max=joined.timestamp_max,
@@ -571,42 +589,50 @@ def check_rows(rows: ibis.Table, partition: ibis.Table, *, dialect: Dialect) -> 
         timestamp_min=staged._timestamp_min,
         timestamp_max=staged._timestamp_max,
     )
-    check = _first_failure(row)
-    text = staged._text.rstrip()
-    return staged.select(
+    checked = staged.select(
         **_typed_columns(staged._parsed),
         _extra_fields=_extra_fields(row),
         _file_index=staged._file_index,
         _source_line=staged._source_line,
-        _check=check.cast("int16"),
-        _raw=ibis.ifelse(check.notnull(), text.substr(0, RAW_LIMIT), ibis.null("string")),
-        _text_hash=text.hash(),
+        _export_date=staged._export_date,
+        _check=_first_failure(row).cast("int16"),
+        _text=staged._text,
+        _keep_projection=ibis.random(),  # evaluate the checks once, not again for _raw
+    )
+    # Every line ends with its line ending (readers add one to a last line without), so equal
+    # events hash equal; the raw text of a refused line is kept without it.
+    raw = checked._text.re_replace(r"[\r\n]+$", "").substr(0, RAW_LIMIT)
+    return checked.select(
+        *EXPORT_SCHEMA.names,
+        "_extra_fields",
+        "_file_index",
+        "_source_line",
+        "_export_date",
+        "_check",
+        _raw=ibis.ifelse(checked._check.notnull(), raw, ibis.null("string")),
+        _text_hash=checked._text.hash(),
     )
 
 
-_COMPILED_CHECKS: dict[tuple[str, int], tuple[str, ibis.Schema]] = {}
+_COMPILED_CHECKS: dict[tuple[str, int], str] = {}
 
 
 def checked_rows(con: BaseBackend, dialect: Dialect) -> ibis.Table:
-    """:func:`check_rows` over ROWS_VIEW and PARTITION_VIEW, compiled once per process.
+    """:func:`check_rows` over ROWS_VIEW and FILES_VIEW, compiled once per process.
 
     The check query is large (a check per field of the export schema); building and compiling it
-    takes seconds, which would otherwise be paid again for every date loaded.
+    takes a second or more, which would otherwise be paid again for every load.
     """
     key = (dialect.name, id(type(con)))
     if key not in _COMPILED_CHECKS:
-        expr = check_rows(con.table(ROWS_VIEW), con.table(PARTITION_VIEW), dialect=dialect)
-        _COMPILED_CHECKS[key] = (str(con.compile(expr)), expr.schema())
-    sql, schema = _COMPILED_CHECKS[key]
-    return con.sql(sql, schema=schema)
+        expr = check_rows(con.table(ROWS_VIEW), con.table(FILES_VIEW), dialect=dialect)
+        _COMPILED_CHECKS[key] = str(con.compile(expr))
+    return dialect.register_sql(temp_name("ga4_check"), _COMPILED_CHECKS[key])
 
 
-def _file_cases(index: ibis.IntegerValue, values: Sequence[str]) -> ibis.StringValue:
-    return index.cases(*[(i, value) for i, value in enumerate(values)], else_=ibis.null("string"))
-
-
-def quarantine_rows(refused: ibis.Table, files: Sequence[ExportFile], *, load_id: str) -> ibis.Table:
+def quarantine_rows(refused: ibis.Table, files: ibis.Table, *, load_id: str) -> ibis.Table:
     """Refused rows of a checked table in the shape of ``ops_quarantine``."""
+    refused = refused.join(files, refused._file_index == files.file_index)
     reason = refused._check.cases(*[(i, c.reason) for i, c in enumerate(CHECKS)])
     column = refused._check.cases(*[(i, c.column) for i, c in enumerate(CHECKS) if c.column])
     message = refused._check.cases(
@@ -618,7 +644,7 @@ def quarantine_rows(refused: ibis.Table, files: Sequence[ExportFile], *, load_id
     return refused.select(
         load_id=ibis.literal(load_id),
         source=ibis.literal(SOURCE),
-        source_file=_file_cases(refused._file_index, [f.label for f in files]),
+        source_file=refused.source_file,
         source_line=refused._source_line,
         column_name=column.cast("string"),
         reason=reason,
@@ -628,33 +654,32 @@ def quarantine_rows(refused: ibis.Table, files: Sequence[ExportFile], *, load_id
     )
 
 
-def base_rows(
-    good: ibis.Table, files: Sequence[ExportFile], export_date: dt.date, *, load_id: str, duplicates: ibis.Table | None
-) -> ibis.Table:
-    """Good checked rows as ``base_ga4__events`` rows, one per distinct event.
+def base_rows(good: ibis.Table, files: ibis.Table, *, load_id: str, duplicates: ibis.Table | None) -> ibis.Table:
+    """Good checked rows as ``base_ga4__events`` rows, one per distinct event and date.
 
-    ``duplicates`` holds the ``_text_hash`` values seen more than once. Only rows with one of those
-    are compared, and on every column (a hash alone could merge two different events); the first
-    by file, then line, is kept.
+    ``duplicates`` holds the (``_export_date``, ``_text_hash``) pairs seen more than once. Only rows
+    with one of those are compared, and on every column (a hash alone could merge two different
+    events); the first by file, then line, is kept.
     """
+    columns = [*PAYLOAD_COLUMNS, "_export_date", "_file_index", "_source_line"]
     if duplicates is not None:
-        singles = good.anti_join(duplicates, "_text_hash")
-        candidates = good.semi_join(duplicates, "_text_hash")
-        order = candidates._file_index * _FILE_ORDER_STRIDE + candidates._source_line
-        kept = candidates.group_by(list(PAYLOAD_COLUMNS)).agg(
+        keys = ["_export_date", "_text_hash"]
+        singles = good.anti_join(duplicates, keys)
+        candidates = good.semi_join(duplicates, keys)
+        order = candidates._file_index.cast("int64") * _FILE_ORDER_STRIDE + candidates._source_line
+        kept = candidates.group_by([*PAYLOAD_COLUMNS, "_export_date"]).agg(
             _file_index=candidates._file_index.argmin(order),
             _source_line=candidates._source_line.argmin(order),
         )
-        good = singles.select(*PAYLOAD_COLUMNS, "_file_index", "_source_line").union(
-            kept.select(*PAYLOAD_COLUMNS, "_file_index", "_source_line")
-        )
-    return good.select(
+        good = singles.select(*columns).union(kept.select(*columns))
+    joined = good.join(files, good._file_index == files.file_index)
+    return joined.select(
         *EXPORT_SCHEMA.names,
-        _extra_fields=good._extra_fields,
-        _source_file=_file_cases(good._file_index, [f.label for f in files]),
-        _source_line=good._source_line,
-        _export_table=_file_cases(good._file_index, [f.export_table for f in files]),
-        _export_date=ibis.literal(export_date),
+        _extra_fields=joined._extra_fields,
+        _source_file=joined.source_file,
+        _source_line=joined._source_line,
+        _export_table=joined.export_table,
+        _export_date=joined._export_date,
         _load_id=ibis.literal(load_id),
     )
 
@@ -700,8 +725,8 @@ class _Load:
     def rows_progress(self, rows: int) -> None:
         self.progress.advance(self.rows_task, rows)
 
-    def file_done(self, file: ExportFile) -> None:
-        self.progress.advance(self.files_task, 1, description=f"GA4 {file.path.name}")
+    def file_done(self, name: str) -> None:
+        self.progress.advance(self.files_task, 1, description=f"GA4 {name}")
 
 
 def _daily_dates_loaded(con: BaseBackend) -> set[dt.date]:
@@ -712,10 +737,28 @@ def _daily_dates_loaded(con: BaseBackend) -> set[dt.date]:
     return {value.as_py() for value in dates.column(0)}
 
 
-def _load_partition(load: _Load, dialect: Dialect, export_date: dt.date, files: Sequence[ExportFile]) -> None:
-    """Read, check and swap in one date's files (text files stream through one query)."""
+def _plan(files: Sequence[ExportFile], daily_loaded: set[dt.date]) -> tuple[list[ExportFile], list[ExportFile]]:
+    """Split files into those to load and intraday files a daily table supersedes."""
+    to_load: list[ExportFile] = []
+    superseded: list[ExportFile] = []
+    for export_date, group in groupby(files, key=lambda f: f.export_date):
+        group = list(group)
+        daily = [f for f in group if f.export_table == DAILY]
+        intraday = [f for f in group if f.export_table == INTRADAY]
+        if daily or export_date in daily_loaded:
+            to_load += daily
+            superseded += intraday
+        else:
+            to_load += intraday
+    return to_load, superseded
+
+
+def _check_files(load: _Load, dialect: Dialect, files: Sequence[ExportFile]) -> ibis.Table | None:
+    """Read and check every file to load into one scratch table (text files in one stream)."""
     con = load.con
-    dialect.register_table(PARTITION_VIEW, pa.Table.from_pylist([partition_constants(export_date, load.config)]))
+    dialect.register_table(
+        FILES_VIEW, pa.Table.from_pylist([file_row(i, f, load.config) for i, f in enumerate(files)], FILES_SCHEMA)
+    )
     checked: ibis.Table | None = None
 
     def add(rows: ibis.Table) -> None:
@@ -738,7 +781,7 @@ def _load_partition(load: _Load, dialect: Dialect, export_date: dt.date, files: 
             file = files[reader.file_index]
             if reader.problem is not None:
                 load.file_problem(file.label, reader.problem)
-            load.file_done(file)
+            load.file_done(file.path.name)
     for index, file in enumerate(files):
         if file.format != "parquet":
             continue
@@ -753,16 +796,13 @@ def _load_partition(load: _Load, dialect: Dialect, export_date: dt.date, files: 
                     f"the engine cannot read this Parquet file ({detail[:300]}); export the date again",
                 ),
             )
-        load.file_done(file)
-    if checked is not None:
-        _settle_partition(load, dialect, checked, export_date, files)
-        dialect.drop_scratch(checked)
+        load.file_done(file.path.name)
+    return checked
 
 
-def _settle_partition(
-    load: _Load, dialect: Dialect, checked: ibis.Table, export_date: dt.date, files: Sequence[ExportFile]
-) -> None:
-    """Quarantine the refused rows of a checked date, swap the distinct good rows in."""
+def _settle(load: _Load, dialect: Dialect, checked: ibis.Table) -> None:
+    """Quarantine the refused rows, swap the distinct good rows in, date by date, atomically."""
+    files = load.con.table(FILES_VIEW)
     tally = checked.aggregate(
         rows=checked.count(), refused=checked._check.notnull().sum().fill_null(0)
     ).to_pyarrow().to_pylist()[0]
@@ -770,26 +810,23 @@ def _settle_partition(
     load.counts.rows_read += rows
     load.counts.rows_quarantined += refused
     if refused:
-        write_quarantine(
-            load.con, quarantine_rows(checked.filter(checked._check.notnull()), files, load_id=load.load_id)
-        )
+        write_quarantine(load.con, quarantine_rows(checked.filter(checked._check.notnull()), files, load_id=load.load_id))
     good_rows = rows - refused
     if good_rows == 0:
         return
     good = checked.filter(checked._check.isnull())
-    repeated = good.group_by("_text_hash").agg(copies=good.count()).filter(ibis._.copies > 1)
+    dates = sorted(v.as_py() for v in good.select("_export_date").distinct().to_pyarrow().column(0))
+    repeated = good.group_by(["_export_date", "_text_hash"]).agg(copies=good.count()).filter(ibis._.copies > 1)
     duplicates = None
     if int(repeated.count().to_pyarrow().as_py()) > 0:
-        duplicates = dialect.scratch(repeated.select("_text_hash"), "ga4_repeated")
-    rows_out = base_rows(good, files, export_date, load_id=load.load_id, duplicates=duplicates)
-    replace_partitions(load.con, BASE_TABLE, rows_out, by="_export_date", partitions=[export_date])
-    if duplicates is not None:
-        dialect.drop_scratch(duplicates)
+        duplicates = dialect.scratch(repeated.select("_export_date", "_text_hash"), "ga4_repeated")
+    rows_out = base_rows(good, files, load_id=load.load_id, duplicates=duplicates)
+    replace_partitions(load.con, BASE_TABLE, rows_out, by="_export_date", partitions=dates)
     base = load.con.table(BASE_TABLE)
-    loaded = int(base.filter(base._export_date == export_date).count().to_pyarrow().as_py())
+    loaded = int(base.filter(base._export_date.isin(dates)).count().to_pyarrow().as_py())
     load.counts.rows_loaded += loaded
     load.counts.duplicates_dropped += good_rows - loaded
-    load.partitions.append(export_date)
+    load.partitions += dates
 
 
 def _count_superseded(load: _Load, file: ExportFile) -> None:
@@ -801,7 +838,7 @@ def _count_superseded(load: _Load, file: ExportFile) -> None:
             rows = pq.ParquetFile(file.path).metadata.num_rows
         except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, never fatal
             load.file_problem(file.label, FileProblem("unreadable_file", f"the Parquet file cannot be read ({exc})"))
-            load.file_done(file)
+            load.file_done(file.path.name)
             return
     else:
         reader = LineReader(file.path, gzip=file.gzip, on_rows=load.rows_progress)
@@ -812,7 +849,7 @@ def _count_superseded(load: _Load, file: ExportFile) -> None:
             load.file_problem(file.label, reader.problem)
     load.counts.rows_read += rows
     load.counts.duplicates_dropped += rows
-    load.file_done(file)
+    load.file_done(file.path.name)
 
 
 def ingest_ga4(
@@ -826,7 +863,8 @@ def ingest_ga4(
 
     All shards of a date must be loaded together: a date's rows are replaced by the rows of the
     files given for it. A daily table replaces the intraday table of its date; an intraday file
-    whose date already has a daily table is skipped and its rows counted as duplicates.
+    whose date has a daily table (in this load or loaded before) is skipped and its rows counted
+    as duplicates.
     """
     config = config or Config()
     progress = progress or NullProgress()
@@ -841,22 +879,16 @@ def ingest_ga4(
                 "events_20240406.json or events_intraday_20240406-000000000000.json.gz",
             ),
         )
-        progress.advance(load.files_task, 1, description=f"GA4 {path.name}")
-    daily_loaded = _daily_dates_loaded(con)
-    dialect = dialect_for(con)
-    with dialect.loading():
-        for export_date, group in groupby(files, key=lambda f: f.export_date):
-            group = list(group)
-            daily = [f for f in group if f.export_table == DAILY]
-            intraday = [f for f in group if f.export_table == INTRADAY]
-            if daily or export_date in daily_loaded:
-                for file in intraday:
-                    _count_superseded(load, file)
-                to_load = daily
-            else:
-                to_load = intraday
-            if to_load:
-                _load_partition(load, dialect, export_date, to_load)
+        load.file_done(path.name)
+    to_load, superseded = _plan(files, _daily_dates_loaded(con))
+    for file in superseded:
+        _count_superseded(load, file)
+    if to_load:
+        dialect = dialect_for(con)
+        with dialect.loading():
+            checked = _check_files(load, dialect, to_load)
+            if checked is not None:
+                _settle(load, dialect, checked)
     if load.file_problems:
         write_quarantine(con, quarantine_arrow(load.load_id, SOURCE, load.file_problems))
 

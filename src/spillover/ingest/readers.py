@@ -281,6 +281,14 @@ class Dialect:
 
     def register_view(self, name: str, expr: ibis.Table) -> None:
         """Make ``expr`` readable as ``name`` (a session-scoped view) until :meth:`close`."""
+        self.register_sql(name, str(self.con.compile(expr)))
+
+    def register_sql(self, name: str, sql: str) -> ibis.Table:
+        """Make a query compiled earlier (by Ibis, for this engine) readable as ``name``.
+
+        Handing compiled SQL to the engine directly spares Ibis from parsing it back, which takes
+        seconds for the large check query.
+        """
         raise NotImplementedError
 
     # JSON functions -----------------------------------------------------------------------------
@@ -388,11 +396,12 @@ class DuckDBDialect(Dialect):
         raw.register(name, table)
         self._cleanups.append(lambda: raw.unregister(name))
 
-    def register_view(self, name: str, expr: ibis.Table) -> None:
+    def register_sql(self, name: str, sql: str) -> ibis.Table:
         raw = self.con.con
-        raw.sql(str(self.con.compile(expr))).create_view(name, replace=True)
+        raw.sql(sql).create_view(name, replace=True)
         drop = sge.Drop(this=sge.table_(sge.to_identifier(name, quoted=True)), kind="VIEW", exists=True)
         self._cleanups.append(lambda: raw.execute(drop.sql(dialect="duckdb")))
+        return self.con.table(name)
 
     def lines_table(self, readers: Sequence[LineReader]) -> ibis.Table:
         name = temp_name("lines")
@@ -472,6 +481,7 @@ class SparkDialect(Dialect):
     def __init__(self, con: BaseBackend):
         super().__init__(con)
         self._staging_dir: Path | None = None
+        self._frames: dict[str, Any] = {}
 
     @property
     def session(self) -> Any:
@@ -488,9 +498,37 @@ class SparkDialect(Dialect):
         self.session.createDataFrame(table).createOrReplaceTempView(name)
         self._cleanups.append(lambda: self.session.catalog.dropTempView(name))
 
-    def register_view(self, name: str, expr: ibis.Table) -> None:
-        self.session.sql(str(self.con.compile(expr))).createOrReplaceTempView(name)
+    def register_sql(self, name: str, sql: str) -> ibis.Table:
+        self.session.sql(sql).createOrReplaceTempView(name)
         self._cleanups.append(lambda: self.session.catalog.dropTempView(name))
+        return self.con.table(name)
+
+    def scratch(self, expr: ibis.Table, prefix: str) -> ibis.Table:
+        # Checkpointed in the executors (memory, spilling to disk) rather than written as a table:
+        # intermediate results are read a few times and then dropped.
+        return self._checkpoint(self.session.sql(str(self.con.compile(expr))), temp_name(prefix))
+
+    def scratch_append(self, table: ibis.Table, expr: ibis.Table) -> None:
+        name = table.get_name()
+        combined = self.session.table(name).unionByName(self.session.sql(str(self.con.compile(expr.select(table.columns)))))
+        self._checkpoint(combined, name)
+
+    def drop_scratch(self, table: ibis.Table) -> None:
+        frame = self._frames.pop(table.get_name(), None)
+        if frame is not None:
+            self.session.catalog.dropTempView(table.get_name())
+            frame.unpersist()
+
+    def _checkpoint(self, frame: Any, name: str) -> ibis.Table:
+        frame = frame.localCheckpoint(eager=True)
+        frame.createOrReplaceTempView(name)
+        previous = self._frames.get(name)
+        self._frames[name] = frame
+        if previous is not None:
+            previous.unpersist()
+        else:
+            self._cleanups.append(lambda: self.drop_scratch(self.con.table(name)) if name in self._frames else None)
+        return self.con.table(name)
 
     def lines_table(self, readers: Sequence[LineReader]) -> ibis.Table:
         import pyarrow.parquet as pq

@@ -198,7 +198,7 @@ def stage_events(base: ibis.Table) -> ibis.Table:
         tax_value=base.ecommerce.tax_value,
         total_item_quantity=base.ecommerce.total_item_quantity,
         unique_items=base.ecommerce.unique_items,
-        item_count=base.items.length().fill_null(0),
+        item_count=base.items.length().fill_null(0).cast("int64"),
         _source_file=base._source_file,
         _source_line=base._source_line,
         _export_table=base._export_table,
@@ -209,18 +209,19 @@ def stage_events(base: ibis.Table) -> ibis.Table:
 def stage_items(base: ibis.Table) -> ibis.Table:
     """``stg_ga4__event_items`` rows: one per element of ``items`` (``item_index`` from 0)."""
     keyed = _with_params(base.filter(base.items.length() > 0))
+    # Unnesting in the projection (not a lateral join) keeps engines from hashing whole events.
+    numbered = keyed.items.map(lambda item, position: ibis.struct({"item": item, "position": position}))
     keyed = keyed.select(
         **_keys(keyed, keyed._params.get("ga_session_id").try_cast("int64")),
         event_date=keyed._export_date,
         event_timestamp=_micros_to_timestamp(keyed.event_timestamp),
         event_name=keyed.event_name,
         transaction_id=keyed.ecommerce.transaction_id,
-        items=keyed.items,
+        _item=numbered.unnest(),
     )
-    unnested = keyed.unnest("items", offset="item_index", keep_empty=False)
-    item = unnested["items"]
+    item = keyed._item["item"]
     fields = {name: item[name] for name in item.type().names if name != "item_params"}
-    return unnested.select(
+    return keyed.select(
         "event_key",
         "client_key",
         "session_key",
@@ -228,7 +229,7 @@ def stage_items(base: ibis.Table) -> ibis.Table:
         "event_timestamp",
         "event_name",
         "transaction_id",
-        item_index=unnested.item_index.cast("int64"),
+        item_index=keyed._item["position"].cast("int64"),
         **fields,
         item_params=_as_map(item.item_params),
     )
