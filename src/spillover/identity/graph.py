@@ -29,6 +29,7 @@ KEY_CHANGES = "int_identity__key_changes"
 CUSTOMERS = "dim_customers"
 
 _NODE_SEPARATOR = ":"
+ANCHOR_PREFERENCE = ("member_id", "email_pid", "phone_pid", "client_key")
 
 
 def _node(id_type: ibis.StringValue, id_value: ibis.StringValue) -> ibis.StringValue:
@@ -92,11 +93,16 @@ def build_identity(
 
 
 def _keyed_ids(nodes: ibis.Table, labels: ibis.Table) -> ibis.Table:
-    """``(id_type, id_value, customer_key)``: the key is the md5 of the cluster's earliest identifier."""
+    """``(id_type, id_value, customer_key)``: the key is the md5 of ``id_type:id_value`` of the
+    cluster's earliest-seen identifier."""
     labelled = nodes.join(labels, nodes.node == labels.node).select(
         nodes.id_type, nodes.id_value, nodes.node, nodes.first_seen, labels.component
     )
-    rank = ibis.row_number().over(group_by=labelled.component, order_by=[labelled.first_seen, labelled.node])
+    # Ties (a member and its CRM email share the signup date) go to the most durable kind of id.
+    durability = labelled.id_type.cases(*((t, i) for i, t in enumerate(ANCHOR_PREFERENCE)), else_=len(ANCHOR_PREFERENCE))
+    rank = ibis.row_number().over(
+        group_by=labelled.component, order_by=[labelled.first_seen, durability, labelled.node]
+    )
     ranked = labelled.mutate(rank=rank)
     anchors = ranked.filter(ranked.rank == 0).select(
         anchor_component=ranked.component, customer_key=ranked.node.hexdigest("md5")
