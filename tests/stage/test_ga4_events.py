@@ -52,20 +52,25 @@ def drop_all(con) -> None:
 
 
 @pytest.fixture(scope="module", params=ENGINES)
-def staged(request, tmp_path_factory) -> dict[str, list[dict]]:
+def engine(request, tmp_path_factory):
+    """A warehouse per engine for this module's loads (Spark: the shared session, emptied)."""
+    if request.param == "duckdb":
+        backend = connect(f"duckdb:///{tmp_path_factory.mktemp('stage') / 'stage.duckdb'}")
+        yield backend
+        backend.disconnect()
+    else:
+        backend = request.getfixturevalue("spark_backend")
+        drop_all(backend)
+        yield backend
+        drop_all(backend)
+
+
+@pytest.fixture(scope="module")
+def staged(engine) -> dict[str, list[dict]]:
     """The fixture export loaded once per engine; staged tables as plain rows."""
-    if request.param == "duckdb":
-        con = connect(f"duckdb:///{tmp_path_factory.mktemp('stage') / 'stage.duckdb'}")
-    else:
-        con = request.getfixturevalue("spark_backend")
-        drop_all(con)
-    ingest_ga4(con, [FIXTURES], config=Config())
-    tables = {name: rows(con, name) for name in (EVENTS_TABLE, ITEMS_TABLE)}
-    if request.param == "duckdb":
-        con.disconnect()
-    else:
-        drop_all(con)
-    return tables
+    drop_all(engine)
+    ingest_ga4(engine, [FIXTURES], config=Config())
+    return {name: rows(engine, name) for name in (EVENTS_TABLE, ITEMS_TABLE)}
 
 
 def _events(staged, **match) -> list[dict]:
@@ -168,18 +173,21 @@ def test_items_are_one_row_each_with_their_event_key_and_params(staged):
     assert {r["session_key"] for r in items[:2]} == {purchase["session_key"]}
 
 
-def test_reloading_a_date_restages_only_that_date_and_empties_its_items(con, config, tmp_path):
-    ingest_ga4(con, [FIXTURES], config=config)
+def test_reloading_a_date_restages_only_that_date_and_empties_its_items(engine, staged, tmp_path):
+    # on top of the module's load (snapshotted in `staged` before this test changes it)
     page_view_only = (FIXTURES / "events_intraday_20240407.json").read_text().splitlines()[0]
     (tmp_path / "events_intraday_20240407.json").write_text(page_view_only + "\n")
-    result = ingest_ga4(con, [tmp_path], config=config)
+    result = ingest_ga4(engine, [tmp_path], config=Config())
     assert result.tables["stg_ga4__events"] == 7 and result.tables["stg_ga4__event_items"] == 2
-    items = rows(con, ITEMS_TABLE)
+    items = rows(engine, ITEMS_TABLE)
     assert {r["event_date"] for r in items} == {dt.date(2024, 4, 6)}
+    untouched = [r for r in rows(engine, EVENTS_TABLE) if r["event_date"] == dt.date(2024, 4, 6)]
+    assert sorted(r["event_key"] for r in untouched) == sorted(
+        r["event_key"] for r in staged[EVENTS_TABLE] if r["event_date"] == dt.date(2024, 4, 6))
     # a full rebuild gives the same rows as the date-by-date restaging
-    before = sorted(json.dumps(r, default=str, sort_keys=True) for r in rows(con, EVENTS_TABLE))
-    assert build_ga4_staging(con, config=config) == {EVENTS_TABLE: 7, ITEMS_TABLE: 2}
-    after = sorted(json.dumps(r, default=str, sort_keys=True) for r in rows(con, EVENTS_TABLE))
+    before = sorted(json.dumps(r, default=str, sort_keys=True) for r in rows(engine, EVENTS_TABLE))
+    assert build_ga4_staging(engine, config=Config()) == {EVENTS_TABLE: 7, ITEMS_TABLE: 2}
+    after = sorted(json.dumps(r, default=str, sort_keys=True) for r in rows(engine, EVENTS_TABLE))
     assert after == before
 
 

@@ -457,20 +457,18 @@ def _build_groups() -> list[_Group]:
             lambda row: row.keys.isnull() | ((row.keys.length() == 0) & ~row.text.lstrip().startswith("{")),
         ),
     ))
-    nodes = _structural_nodes()
-    shapes = _Group(
-        (
-            *[_shape_check(node) for node in nodes],
-            _Check(
-                "wrong_type",
-                None,
-                "a nested field has a value of the wrong JSON type; compare the row with the GA4 "
-                "export schema or re-export the date",
-                lambda row: row.parse_failed,
-            ),
+    # No gate here: each shape check already looks at the raw JSON only where its own cheap sign
+    # shows, and a gate over all the signs made engines evaluate every check where any sign shows.
+    shapes = _Group((
+        *[_shape_check(node) for node in _structural_nodes()],
+        _Check(
+            "wrong_type",
+            None,
+            "a nested field has a value of the wrong JSON type; compare the row with the GA4 "
+            "export schema or re-export the date",
+            lambda row: row.parse_failed,
         ),
-        gate=lambda row: ibis.or_(*[_shape_suspicious(node, row) for node in nodes]),
-    )
+    ))
     required = _Group((
         *[_required(name) for name in ("event_date", "event_timestamp", "event_name")],
         _pseudo_id_required(),
@@ -803,22 +801,28 @@ def _check_files(load: _Load, dialect: Dialect, files: Sequence[ExportFile]) -> 
 def _settle(load: _Load, dialect: Dialect, checked: ibis.Table) -> None:
     """Quarantine the refused rows, swap the distinct good rows in, date by date, atomically."""
     files = load.con.table(FILES_VIEW)
-    tally = checked.aggregate(
-        rows=checked.count(), refused=checked._check.notnull().sum().fill_null(0)
-    ).to_pyarrow().to_pylist()[0]
-    rows, refused = int(tally["rows"]), int(tally["refused"])
+    good_row = checked._check.isnull()
+    # One pass for every count the load needs: rows and refusals per date, and whether any good
+    # line of a date repeats (fewer distinct line hashes than good rows).
+    tally = checked.group_by("_export_date").aggregate(
+        rows=checked.count(),
+        refused=checked._check.notnull().sum(),
+        distinct_good=checked._text_hash.nunique(where=good_row),
+    ).to_pyarrow().to_pylist()
+    rows = sum(int(t["rows"]) for t in tally)
+    refused = sum(int(t["refused"]) for t in tally)
     load.counts.rows_read += rows
     load.counts.rows_quarantined += refused
     if refused:
         write_quarantine(load.con, quarantine_rows(checked.filter(checked._check.notnull()), files, load_id=load.load_id))
     good_rows = rows - refused
-    if good_rows == 0:
+    dates = sorted(t["_export_date"] for t in tally if t["rows"] > t["refused"])
+    if not dates:
         return
-    good = checked.filter(checked._check.isnull())
-    dates = sorted(v.as_py() for v in good.select("_export_date").distinct().to_pyarrow().column(0))
-    repeated = good.group_by(["_export_date", "_text_hash"]).agg(copies=good.count()).filter(ibis._.copies > 1)
+    good = checked.filter(good_row)
     duplicates = None
-    if int(repeated.count().to_pyarrow().as_py()) > 0:
+    if any(t["distinct_good"] < t["rows"] - t["refused"] for t in tally):
+        repeated = good.group_by(["_export_date", "_text_hash"]).agg(copies=good.count()).filter(ibis._.copies > 1)
         duplicates = dialect.scratch(repeated.select("_export_date", "_text_hash"), "ga4_repeated")
     rows_out = base_rows(good, files, load_id=load.load_id, duplicates=duplicates)
     replace_partitions(load.con, BASE_TABLE, rows_out, by="_export_date", partitions=dates)
@@ -883,20 +887,20 @@ def ingest_ga4(
     to_load, superseded = _plan(files, _daily_dates_loaded(con))
     for file in superseded:
         _count_superseded(load, file)
+    tables: dict[str, int] = {}
     if to_load:
+        from spillover.stage.ga4_events import build_ga4_staging
+
         dialect = dialect_for(con)
         with dialect.loading():
             checked = _check_files(load, dialect, to_load)
             if checked is not None:
                 _settle(load, dialect, checked)
+                dialect.drop_scratch(checked)
+            if load.partitions:
+                tables.update(build_ga4_staging(con, config=config, progress=progress, partitions=load.partitions))
     if load.file_problems:
         write_quarantine(con, quarantine_arrow(load.load_id, SOURCE, load.file_problems))
-
-    tables: dict[str, int] = {}
-    if load.partitions:
-        from spillover.stage.ga4_events import build_ga4_staging
-
-        tables.update(build_ga4_staging(con, config=config, progress=progress, partitions=load.partitions))
     for name in (BASE_TABLE, QUARANTINE_TABLE):
         if table_exists(con, name):
             tables[name] = int(con.table(name).count().to_pyarrow().as_py())

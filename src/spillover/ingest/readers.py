@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import shutil
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Full, Queue
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -232,6 +234,44 @@ class _StreamDamage(Exception):
         self.message = message
 
 
+def _prefetched(batches: Iterator[pa.RecordBatch], depth: int = 4) -> Iterator[pa.RecordBatch]:
+    """``batches``, produced by a thread of their own while the engine works on earlier ones.
+
+    The engine pulls batches from its worker threads; producing them there (in Python, under the
+    GIL) would leave those threads waiting on each other instead of parsing.
+    """
+    queue: Queue[Any] = Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        queue.put(batch, timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            queue.put(exc)
+            return
+        queue.put(done)
+
+    producer = threading.Thread(target=produce, name="spillover-lines", daemon=True)
+    producer.start()
+    try:
+        while (item := queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        producer.join()
+
+
 def _builtin(name: str, arg_types: tuple[dt.DataType, ...], return_type: dt.DataType) -> Callable[..., Any]:
     """An engine function as an Ibis expression builder (no SQL strings)."""
     return ibis.udf.scalar.builtin(_STUBS[len(arg_types)], name=name, signature=(arg_types, return_type))
@@ -378,16 +418,24 @@ class DuckDBDialect(Dialect):
     #: it small keeps a large export from crowding out the rest of the machine (it spills to disk).
     memory_limit = "1GB"
 
+    #: Settings for a load: rows need no particular physical order (lineage columns say where each
+    #: came from), and not keeping it lets DuckDB write in parallel with less memory.
+    load_settings = {"memory_limit": memory_limit, "preserve_insertion_order": "false"}
+
     @contextlib.contextmanager
     def loading(self) -> Iterator[Dialect]:
         raw = self.con.con
-        previous = raw.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-        raw.execute(f"SET memory_limit = '{self.memory_limit}'")
+        previous = {
+            name: raw.execute("SELECT current_setting(?)", [name]).fetchone()[0] for name in self.load_settings
+        }
+        for name, value in self.load_settings.items():
+            raw.execute(f"SET {name} = '{value}'")
         try:
             yield self
         finally:
             self.close()
-            raw.execute(f"SET memory_limit = '{previous}'")
+            for name, value in previous.items():
+                raw.execute(f"SET {name} = '{value}'")
 
     def register_table(self, name: str, table: pa.Table) -> None:
         raw = self.con.con
@@ -405,7 +453,7 @@ class DuckDBDialect(Dialect):
 
     def lines_table(self, readers: Sequence[LineReader]) -> ibis.Table:
         name = temp_name("lines")
-        batches = (batch for reader in readers for batch in reader.batches())
+        batches = _prefetched(batch for reader in readers for batch in reader.batches())
         stream = pa.RecordBatchReader.from_batches(LINES_SCHEMA, batches)
         self.con.con.register(name, stream)
         self._cleanups.append(lambda: self.con.con.unregister(name))
