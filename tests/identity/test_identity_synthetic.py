@@ -14,7 +14,10 @@ import duckdb
 import networkx as nx
 import pytest
 
+from spillover.config import load_config
 from spillover.demo import run_demo
+from spillover.engine import connect
+from spillover.identity.graph import build_identity
 from spillover.privacy.pseudonymise import pseudonymise_email, pseudonymise_phone
 from tests.conftest import TEST_KEY
 
@@ -27,6 +30,10 @@ def resolved(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SPILLOVER_KEY", TEST_KEY.decode())
         summary = run_demo(directory, customers=CUSTOMERS, days=DAYS, seed=SEED)
+        # Built here too, so the test holds whether or not the pipeline has registered the stage yet.
+        warehouse = connect(summary["db"])
+        build_identity(warehouse, load_config(directory))
+        warehouse.disconnect()
     con = duckdb.connect(summary["db"].removeprefix("duckdb:///"), read_only=True)
     id_graph = con.sql("select id_type, id_value, customer_key from int_identity__id_graph").fetchall()
     candidates = con.sql(
@@ -95,6 +102,7 @@ def _score(resolved) -> dict[str, float]:
         "recall_of_linked": _pairs(by_both) / _pairs(reachable),
         "people": len(by_person),
         "people_without_link": sum(1 for parts in people_split.values() if len(parts) > 1),
+        "people_registered_twice": sum(1 for n in Counter(person_of[(t, v)] for t, v, _ in ids if t == "member_id").values() if n > 1),
     }
 
 
