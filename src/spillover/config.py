@@ -63,6 +63,50 @@ class GA4Config(_Frozen):
         return value
 
 
+#: Identifier types the identity graph links.
+IDENTITY_ID_TYPES = ("client_key", "member_id", "email_pid", "phone_pid")
+
+DEFAULT_BLOCKED_VALUES = (
+    "", "0", "-1", "null", "none", "nil", "nan", "undefined", "anonymous", "unknown", "guest",
+    "test", "n/a", "na", "(not set)", "(none)", "not set", "default",
+)
+
+#: "id_type->other_type": the most distinct ``other_type`` ids one ``id_type`` id may link to.
+DEFAULT_MAX_LINKS = {
+    "client_key->member_id": 3,  # more: a shared or kiosk device
+    "client_key->email_pid": 3,
+    "email_pid->member_id": 3,  # more: a shared or placeholder address
+    "phone_pid->member_id": 3,  # more: a switchboard or placeholder number
+    "member_id->client_key": 50,  # more: a test or staff account used on many devices
+}
+
+
+class IdentitySettings(_Frozen):
+    """How identifiers are linked into customers (the ``[identity]`` config section)."""
+
+    blocked_values: tuple[str, ...] = Field(
+        DEFAULT_BLOCKED_VALUES, description="identifier values (compared trimmed, lower-case) never used to link"
+    )
+    max_links: dict[str, int] = Field(
+        default_factory=lambda: dict(DEFAULT_MAX_LINKS),
+        description='"id_type->other_type" = the most distinct other ids one id may link to',
+    )
+    max_iterations: int = Field(50, ge=1, description="cap on connected-components rounds")
+
+    @field_validator("max_links")
+    @classmethod
+    def _known_types(cls, value: dict[str, int]) -> dict[str, int]:
+        for pair, limit in value.items():
+            one, sep, other = pair.partition("->")
+            if not sep or one not in IDENTITY_ID_TYPES or other not in IDENTITY_ID_TYPES:
+                raise ValueError(
+                    f"max_links key {pair!r} is not 'id_type->other_type' with types among {', '.join(IDENTITY_ID_TYPES)}"
+                )
+            if limit < 1:
+                raise ValueError(f"max_links[{pair!r}] = {limit}; a limit must be at least 1")
+        return value
+
+
 class ColumnsConfig(_Frozen):
     """Maps spillover's column names (keys) to the user's column names (values), per source."""
 
@@ -80,6 +124,7 @@ class Config(_Frozen):
     privacy: PrivacyConfig = PrivacyConfig()
     ga4: GA4Config = GA4Config()
     columns: ColumnsConfig = ColumnsConfig()
+    identity: IdentitySettings = IdentitySettings()
     project_dir: Path = Field(Path("."), exclude=True)
 
     @field_validator("db")
@@ -147,6 +192,19 @@ allowed_attributes = []
 # The GA4 property's reporting time zone (Admin > Property details), e.g. "America/New_York"
 property_timezone = "{timezone}"
 max_timestamp_skew_hours = 14.0
+
+[identity]
+# max_iterations = 50
+# Identifier values never used to link customers (compared trimmed, lower-case); defaults in docs/identity.md
+# blocked_values = ["", "0", "null", "anonymous", "(not set)"]
+
+# "id_type->other_type" = the most distinct other ids one id may link to; above it, its links are refused
+[identity.max_links]
+"client_key->member_id" = 3
+"client_key->email_pid" = 3
+"email_pid->member_id" = 3
+"phone_pid->member_id" = 3
+"member_id->client_key" = 50
 
 # Map spillover's column names (left) to yours (right) when your files name them differently, e.g.
 # [columns.crm]

@@ -36,8 +36,14 @@ def _stage_ga4(con: BaseBackend, config: Config, progress: Progress) -> dict[str
     return build_ga4_staging(con, config=config, progress=progress)
 
 
+def _identity(con: BaseBackend, config: Config, progress: Progress) -> dict[str, int]:
+    from spillover.identity.graph import build_identity
+
+    return build_identity(con, config, progress)
+
+
 #: Stage name -> function, in run order.
-STAGES: dict[str, StageFn] = {"stage": _stage_ga4}
+STAGES: dict[str, StageFn] = {"stage": _stage_ga4, "identity": _identity}
 
 
 def config_hash(config: Config) -> str:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import ibis
 import ibis.expr.datatypes as dt
 
+from spillover.config import IDENTITY_ID_TYPES
+
 if TYPE_CHECKING:
     from ibis.backends import BaseBackend
 
@@ -18,7 +20,7 @@ EVENTS = "stg_ga4__events"
 MEMBERS = "stg_crm__members"
 ORDERS = "stg_shop__orders"
 
-ID_TYPES = ("client_key", "member_id", "email_pid", "phone_pid")
+ID_TYPES = IDENTITY_ID_TYPES
 EDGE_COLUMNS = ("id_type_a", "id_a", "id_type_b", "id_b", "source", "first_seen", "last_seen")
 SIGHTING_COLUMNS = ("id_type", "id_value", "first_seen", "last_seen")
 

@@ -1,6 +1,6 @@
 """Guards on identity edges: placeholder values and over-shared identifiers may not merge customers.
 
-``IdentitySettings`` is the ``[identity]`` section of the project config; every refused edge is kept,
+``IdentitySettings`` (in ``spillover.config``) is the ``[identity]`` section; every refused edge is kept,
 with its reason, so a merge that did not happen is as visible as one that did.
 """
 
@@ -9,66 +9,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import ibis
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from spillover.identity.edges import EDGE_COLUMNS, ID_TYPES
+from spillover.config import IdentitySettings
+from spillover.identity.edges import EDGE_COLUMNS
 
 if TYPE_CHECKING:
     from spillover.config import Config
 
-DEFAULT_BLOCKED_VALUES = (
-    "", "0", "-1", "null", "none", "nil", "nan", "undefined", "anonymous", "unknown", "guest",
-    "test", "n/a", "na", "(not set)", "(none)", "not set", "default",
-)
-
-#: "id_type->other_type": the most distinct ``other_type`` ids one ``id_type`` id may link to.
-DEFAULT_MAX_LINKS = {
-    "client_key->member_id": 3,  # more: a shared or kiosk device
-    "client_key->email_pid": 3,
-    "email_pid->member_id": 3,  # more: a shared or placeholder address
-    "phone_pid->member_id": 3,  # more: a switchboard or placeholder number
-    "member_id->client_key": 50,  # more: a test or staff account used on many devices
-}
-
 REFUSED_COLUMNS = (*EDGE_COLUMNS, "reason", "offending_type", "offending_id", "links", "link_limit")
 
 
-class IdentitySettings(BaseModel):
-    """How identifiers are linked into customers (the ``[identity]`` config section)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    blocked_values: tuple[str, ...] = Field(
-        DEFAULT_BLOCKED_VALUES, description="identifier values (compared trimmed, lower-case) never used to link"
-    )
-    max_links: dict[str, int] = Field(
-        default_factory=lambda: dict(DEFAULT_MAX_LINKS),
-        description='"id_type->other_type" = the most distinct other ids one id may link to',
-    )
-    max_iterations: int = Field(50, ge=1, description="cap on connected-components rounds")
-
-    @field_validator("max_links")
-    @classmethod
-    def _known_types(cls, value: dict[str, int]) -> dict[str, int]:
-        for pair, limit in value.items():
-            one, sep, other = pair.partition("->")
-            if not sep or one not in ID_TYPES or other not in ID_TYPES:
-                raise ValueError(
-                    f"max_links key {pair!r} is not 'id_type->other_type' with types among {', '.join(ID_TYPES)}"
-                )
-            if limit < 1:
-                raise ValueError(f"max_links[{pair!r}] = {limit}; a limit must be at least 1")
-        return value
-
-
 def identity_settings(config: Config) -> IdentitySettings:
-    """The project's identity settings, or the defaults when its config has no such section."""
-    section = getattr(config, "identity", None)
-    if section is None:
-        return IdentitySettings()
-    if isinstance(section, IdentitySettings):
-        return section
-    return IdentitySettings.model_validate(section.model_dump() if isinstance(section, BaseModel) else section)
+    """The project's ``[identity]`` settings."""
+    return config.identity
 
 
 def is_blocked(value: ibis.StringValue, settings: IdentitySettings) -> ibis.BooleanValue:
