@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import shutil
 import tempfile
+import types
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -122,7 +123,24 @@ def _connect_pyspark(url: str) -> BaseBackend:
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("ERROR")
         _SPARK_SESSIONS[key] = session
-    return ibis.pyspark.connect(session)
+    backend = ibis.pyspark.connect(session)
+    backend.to_pyarrow = types.MethodType(_spark_to_pyarrow, backend)  # type: ignore[method-assign]
+    return backend
+
+
+def _spark_to_pyarrow(self: Any, expr: Any, /, *, params: Any = None, limit: Any = None, **kwargs: Any) -> pa.Table:
+    """Results through Spark's own Arrow path.
+
+    Ibis goes through pandas, which turns map values into dicts that Arrow reads back as structs
+    (and then cannot cast to maps); PySpark 4 hands Arrow over directly, maps included.
+    """
+    from ibis.formats.pyarrow import PyArrowData
+
+    table_expr = expr.as_table()
+    self._run_pre_execute_hooks(table_expr)
+    frame = self._session.sql(self.compile(table_expr, params=params, limit=limit))
+    table = PyArrowData.convert_table(frame.toArrow(), table_expr.schema())
+    return expr.__pyarrow_result__(table)
 
 
 def engine_name(con: BaseBackend) -> str:
