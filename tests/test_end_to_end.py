@@ -37,6 +37,15 @@ def test_clean_synthetic_input_loads_without_quarantine(demo):
     assert all(load["rows_loaded"] > 0 for load in summary["loads"])
 
 
+def test_demo_resolves_customers_precisely(demo):
+    summary, con, _ = demo
+    identity = summary["identity"]
+    assert identity["customers"] == con.execute("select count(*) from dim_customers").fetchone()[0]
+    assert identity["ids_unmapped"] == 0
+    assert identity["precision"] >= 0.995
+    assert 0.5 < identity["recall"] <= 1.0
+
+
 def test_every_row_is_accounted_for_in_ops_loads(demo):
     _, con, _ = demo
     unbalanced = con.execute(

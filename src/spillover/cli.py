@@ -399,6 +399,13 @@ def demo(
     for name, rows in summary["tables"].items():
         tables_view.add_row(name, f"{rows:,}")
     console.print(tables_view)
+    identity = summary["identity"]
+    if identity:
+        console.print(
+            f"identity: {identity['customers']:,} customers resolved from {identity['people']:,} synthetic people; "
+            f"pairwise precision {identity['precision']:.3f}, recall {identity['recall']:.3f} against the truth "
+            "(exact links only: never-logged-in browsers and people registered twice stay apart)"
+        )
     seconds = summary["seconds"]
     console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))
     console.print(f"next: cd {summary['directory']} && spillover sql \"select * from stg_ga4__events limit 5\"")

@@ -67,6 +67,13 @@ def run_demo(
     runs = run_pipeline(con, config, progress=progress)
     timings["build"] = time.perf_counter() - clock
 
+    identity = {}
+    if "identity" in [run["stage"] for run in runs]:
+        from spillover.config import project_key
+        from spillover.synth.scoring import identity_scores
+
+        identity = identity_scores(con, data_dir / "truth", project_key(config))
+
     return {
         "directory": str(directory),
         "db": url,
@@ -76,6 +83,7 @@ def run_demo(
             for load in loads
         ],
         "stages": [run["stage"] for run in runs],
+        "identity": identity,
         "tables": table_counts(con),
         "seconds": {k: round(v, 1) for k, v in timings.items()},
     }

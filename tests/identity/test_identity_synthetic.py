@@ -6,19 +6,14 @@ pseudonyms through the project key) and the clusters are scored by pairwise prec
 
 from __future__ import annotations
 
-import csv
 from collections import Counter, defaultdict
-from math import comb
 
 import duckdb
 import networkx as nx
 import pytest
 
-from spillover.config import load_config
 from spillover.demo import run_demo
-from spillover.engine import connect
-from spillover.identity.graph import build_identity
-from spillover.privacy.pseudonymise import pseudonymise_email, pseudonymise_phone
+from spillover.synth.scoring import pair_count, person_of_each_id
 from tests.conftest import TEST_KEY
 
 CUSTOMERS, DAYS, SEED = 500, 60, 11
@@ -30,10 +25,6 @@ def resolved(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SPILLOVER_KEY", TEST_KEY.decode())
         summary = run_demo(directory, customers=CUSTOMERS, days=DAYS, seed=SEED)
-        # Built here too, so the test holds whether or not the pipeline has registered the stage yet.
-        warehouse = connect(summary["db"])
-        build_identity(warehouse, load_config(directory))
-        warehouse.disconnect()
     con = duckdb.connect(summary["db"].removeprefix("duckdb:///"), read_only=True)
     id_graph = con.sql("select id_type, id_value, customer_key from int_identity__id_graph").fetchall()
     candidates = con.sql(
@@ -46,37 +37,9 @@ def resolved(tmp_path_factory):
     return {
         "id_graph": id_graph,
         "candidates": candidates,
-        "person_of": _person_of_each_id(directory / "data" / "truth" / "identity.csv", clients),
+        "person_of": person_of_each_id(directory / "data" / "truth", clients, TEST_KEY),
         "refused": dict(refused),
     }
-
-
-def _person_of_each_id(truth_file, clients: dict[str, str]) -> dict[tuple[str, str], str]:
-    """(id_type, id_value) as the id graph names it -> the truth's person_id."""
-    raw: dict[tuple[str, str], str] = {}
-    with open(truth_file, newline="") as handle:
-        for row in csv.DictReader(handle):
-            raw[(row["id_type"], row["id_value"])] = row["person_id"]
-    person_of: dict[tuple[str, str], str] = {}
-    for (id_type, value), person in raw.items():
-        if id_type in ("member_id", "user_id"):
-            person_of[("member_id", value)] = person
-        elif id_type == "email":
-            pid = pseudonymise_email(value, TEST_KEY).pid
-            if pid:
-                person_of[("email_pid", pid)] = person
-        elif id_type == "phone":
-            pid = pseudonymise_phone(value, TEST_KEY).pid
-            if pid:
-                person_of[("phone_pid", pid)] = person
-    for client_key, pseudo_id in clients.items():
-        if ("user_pseudo_id", pseudo_id) in raw:
-            person_of[("client_key", client_key)] = raw[("user_pseudo_id", pseudo_id)]
-    return person_of
-
-
-def _pairs(groups: Counter) -> int:
-    return sum(comb(n, 2) for n in groups.values())
 
 
 def _score(resolved) -> dict[str, float]:
@@ -97,9 +60,9 @@ def _score(resolved) -> dict[str, float]:
     return {
         "ids_scored": len(ids),
         "ids_unmapped": len(resolved["id_graph"]) - len(ids),
-        "precision": _pairs(by_both) / _pairs(by_cluster),
-        "recall": _pairs(by_both) / _pairs(by_person),
-        "recall_of_linked": _pairs(by_both) / _pairs(reachable),
+        "precision": pair_count(by_both) / pair_count(by_cluster),
+        "recall": pair_count(by_both) / pair_count(by_person),
+        "recall_of_linked": pair_count(by_both) / pair_count(reachable),
         "people": len(by_person),
         "people_without_link": sum(1 for parts in people_split.values() if len(parts) > 1),
         "people_registered_twice": sum(1 for n in Counter(person_of[(t, v)] for t, v, _ in ids if t == "member_id").values() if n > 1),
