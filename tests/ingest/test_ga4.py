@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -1,9 +1,7 @@
 """GA4 BigQuery-export ingestion: export files -> ``base_ga4__events``, with nothing lost.
 
-Files are grouped by export date (one partition per date). Each partition is read file by file,
-checked in the engine, cleared of exact duplicate events and swapped into ``base_ga4__events``
-atomically; refused rows go to ``ops_quarantine``, the load to ``ops_loads``, and the dates loaded
-are staged (``stg_ga4__events``, ``stg_ga4__event_items``).
+A load's files are checked in the engine in one pass; refused rows go to ``ops_quarantine``, exact
+duplicates are dropped, and each export date is swapped in atomically, then staged.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-"""The GA4 BigQuery-export event schema, as Ibis data types, and the views of it ingestion needs.
+"""The GA4 BigQuery-export event schema as Ibis types, and the views of it ingestion needs.
 
-One definition serves every engine: the typed schema of ``base_ga4__events``, the text-only schema
-that raw rows are first parsed into (BigQuery's JSON export writes INT64 as strings), and the list of
-typed leaves whose text must cast cleanly.
+One definition for every engine: the typed schema of ``base_ga4__events``, the all-text shape raw
+rows are parsed into first, and the typed leaves whose text must cast cleanly.
 """
 
 from __future__ import annotations

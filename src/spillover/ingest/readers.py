@@ -1,9 +1,7 @@
 """Raw-file readers: the one engine-specific step of ingestion, one dialect class per engine.
 
-Text exports are streamed by Python as Arrow batches of numbered lines (never a whole file in
-memory), so line numbers, truncated gzip streams and undecodable bytes are handled the same on every
-engine. Each engine dialect then brings the lines (or Parquet rows, rendered as JSON) into the
-engine and names the engine's JSON functions; from the first table on, ingestion is Ibis.
+Python streams text files as Arrow batches of numbered lines; each dialect brings them (or Parquet
+rows as JSON) into its engine and names the engine's JSON functions. From there on, it is Ibis.
 """
 
 from __future__ import annotations

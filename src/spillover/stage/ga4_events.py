@@ -1,8 +1,7 @@
 """GA4 staging: ``base_ga4__events`` -> ``stg_ga4__events`` and ``stg_ga4__event_items``.
 
-One row per event with its common parameters lifted into typed columns and the surrogate keys
-(``event_key``, ``client_key``, ``session_key``) built once, here; one row per purchased or viewed
-item. Both tables are partitioned by ``event_date`` and restaged date by date.
+One typed row per event (common parameters lifted, ``event_key``/``client_key``/``session_key``
+built once, here) and one per item; both are partitioned by ``event_date`` and restaged by date.
 """
 
 from __future__ import annotations
