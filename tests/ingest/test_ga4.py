@@ -456,3 +456,14 @@ def test_paths_that_hold_no_export_are_a_clear_error(duck, tmp_path):
     (tmp_path / "other.csv").write_text("a\n")
     with pytest.raises(SpilloverInputError, match=r"no GA4 export files found in .*events_20240406.json"):
         ingest_ga4(duck, [tmp_path])
+
+
+def test_a_first_load_of_parquet_alone_compiles_its_checks(duck, tmp_path, monkeypatch):
+    # The check query is compiled once per process from the first load's rows; DuckDB hands
+    # Parquet rows over as its JSON type, which must not change what the checks accept.
+    from spillover.ingest import ga4
+
+    monkeypatch.setattr(ga4, "_COMPILED_CHECKS", {})
+    pq.write_table(_reference_table(), tmp_path / "events_20240406.parquet")
+    result = ingest_ga4(duck, [tmp_path], config=Config())
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.file_errors) == (6, 6, 0, [])

@@ -40,7 +40,7 @@ from spillover.ingest.quarantine import (
     record_load,
     write_quarantine,
 )
-from spillover.ingest.readers import Dialect, FileProblem, LineReader, dialect_for
+from spillover.ingest.readers import Dialect, FileProblem, LineReader, dialect_for, is_engine_error
 from spillover.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
@@ -783,7 +783,9 @@ def _check_files(load: _Load, dialect: Dialect, files: Sequence[ExportFile]) -> 
             continue
         try:
             add(dialect.parquet_table(file.path, index))
-        except Exception as exc:  # noqa: BLE001 - the engine's error for a Parquet file it cannot read
+        except Exception as exc:
+            if not is_engine_error(exc):  # a bug of ours, not a bad file: let it surface
+                raise
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             load.file_problem(
                 file.label,

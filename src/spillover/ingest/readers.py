@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LINES_SCHEMA",
+    "is_engine_error",
     "FileProblem",
     "LineReader",
     "Dialect",
@@ -223,6 +224,11 @@ class LineReader:
                 texts.append(raw.decode("utf-8", "backslashreplace"))
                 ok[i] = False
         return pa.array(texts, pa.large_string()), ok
+
+
+def is_engine_error(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by the engine itself (as for a file it cannot read), not by Python."""
+    return type(exc).__module__.split(".")[0] in {"duckdb", "_duckdb", "pyspark", "py4j"}
 
 
 class _StreamDamage(Exception):
@@ -459,12 +465,14 @@ class DuckDBDialect(Dialect):
 
     def parquet_table(self, path: Path, file_index: int) -> ibis.Table:
         rows = self.con.read_parquet(str(path), table_name=temp_name("parquet"), file_row_number=True)
-        self._scratch.append(rows.get_name())
+        self._cleanups.append(lambda: self.con.drop_view(rows.get_name(), force=True))
         columns = [c for c in rows.columns if c != "file_row_number"]
+        row = ibis.struct({c: rows[c] for c in columns})
         return rows.select(
             file_index=ibis.literal(file_index, "int32"),
             source_line=rows.file_row_number.cast("int64") + 1,
-            text=self.to_json(ibis.struct({c: rows[c] for c in columns})),
+            # DuckDB's to_json returns its JSON type; the checks read text.
+            text=_builtin("to_json", (row.type(),), dt.json)(row).cast("string"),
             utf8_ok=ibis.literal(True),
         )
 
