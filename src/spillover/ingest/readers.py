@@ -364,11 +364,8 @@ class Dialect:
         raise NotImplementedError
 
     def to_json(self, value: ibis.Value) -> ibis.Value:
-        return _builtin("to_json", (value.type(),), dt.string)(value)
-
-    def json_nulls_written(self) -> bool:
-        """Whether ``to_json`` writes null members (only matters for messages)."""
-        return True
+        """``value`` as JSON text (engines name the function alike; DuckDB returns its JSON type)."""
+        return _builtin("to_json", (value.type(),), dt.json)(value).cast("string")
 
     # scratch tables -----------------------------------------------------------------------------
     def scratch(self, expr: ibis.Table, prefix: str) -> ibis.Table:
@@ -467,12 +464,10 @@ class DuckDBDialect(Dialect):
         rows = self.con.read_parquet(str(path), table_name=temp_name("parquet"), file_row_number=True)
         self._cleanups.append(lambda: self.con.drop_view(rows.get_name(), force=True))
         columns = [c for c in rows.columns if c != "file_row_number"]
-        row = ibis.struct({c: rows[c] for c in columns})
         return rows.select(
             file_index=ibis.literal(file_index, "int32"),
             source_line=rows.file_row_number.cast("int64") + 1,
-            # DuckDB's to_json returns its JSON type; the checks read text.
-            text=_builtin("to_json", (row.type(),), dt.json)(row).cast("string"),
+            text=self.to_json(ibis.struct({c: rows[c] for c in columns})),
             utf8_ok=ibis.literal(True),
         )
 
@@ -651,8 +646,6 @@ class SparkDialect(Dialect):
     def elements(self, text: ibis.Value) -> ibis.Value:
         return _builtin("from_json", (dt.string, dt.string), STRING_LIST)(text, "array<string>")
 
-    def json_nulls_written(self) -> bool:
-        return False
 
 
 def dialect_for(con: BaseBackend) -> Dialect:
