@@ -467,3 +467,24 @@ def test_a_first_load_of_parquet_alone_compiles_its_checks(duck, tmp_path, monke
     pq.write_table(_reference_table(), tmp_path / "events_20240406.parquet")
     result = ingest_ga4(duck, [tmp_path], config=Config())
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.file_errors) == (6, 6, 0, [])
+
+
+def test_a_load_read_in_several_batches_equals_one_read_in_one(tmp_path, monkeypatch):
+    """Large exports are checked a few dates at a time; the result must not depend on it."""
+    from spillover.engine import connect
+    from spillover.ingest import ga4
+    from spillover.synth import generate
+
+    data = tmp_path / "data"
+    generate(data, customers=120, days=6, seed=5)
+    results = {}
+    for label, limit in (("one", ga4.BATCH_BYTES), ("many", 1)):
+        monkeypatch.setattr(ga4, "BATCH_BYTES", limit)
+        con = connect(f"duckdb:///{tmp_path / (label + '.duckdb')}")
+        result = ga4.ingest_ga4(con, [data / "ga4"], config=Config(project_dir=tmp_path, ga4={"property_timezone": "America/New_York"}))
+        events = con.table("stg_ga4__events").select("event_key").to_pandas()
+        results[label] = (result.rows_read, result.rows_loaded, result.duplicates_dropped, result.partitions, sorted(events.event_key))
+        con.disconnect()
+    assert len(results["one"][3]) == 6
+    assert results["many"] == results["one"]
+    assert len(ga4._batches(ga4.discover_export_files([data / "ga4"])[0], limit=1)) == 6

@@ -833,6 +833,38 @@ def _settle(load: _Load, dialect: Dialect, checked: ibis.Table) -> None:
     load.partitions += dates
 
 
+#: How much export one check pass reads: whole dates are grouped up to about this many bytes of
+#: text, so a load's memory stays bounded by the batch, not by the export (gzip counts ~8x).
+BATCH_BYTES = 256 * 2**20
+_GZIP_RATIO = 8
+
+
+def _batches(files: Sequence[ExportFile], limit: int = BATCH_BYTES) -> list[list[ExportFile]]:
+    """Group files into batches of whole export dates, each of at most ``limit`` bytes (or one date)."""
+    batches: list[list[ExportFile]] = []
+    current: list[ExportFile] = []
+    size = 0
+    for _, group in groupby(files, key=lambda f: f.export_date):
+        group = list(group)
+        group_size = sum(_text_bytes(f) for f in group)
+        if current and size + group_size > limit:
+            batches.append(current)
+            current, size = [], 0
+        current += group
+        size += group_size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _text_bytes(file: ExportFile) -> int:
+    try:
+        size = file.path.stat().st_size
+    except OSError:
+        return 0
+    return size * _GZIP_RATIO if file.gzip else size
+
+
 def _count_superseded(load: _Load, file: ExportFile) -> None:
     """An intraday file whose date has a daily table: every row of it counts as a duplicate."""
     if file.format == "parquet":
@@ -893,12 +925,15 @@ def ingest_ga4(
 
         dialect = dialect_for(con)
         with dialect.loading():
-            checked = _check_files(load, dialect, to_load)
-            if checked is not None:
-                _settle(load, dialect, checked)
-                dialect.drop_scratch(checked)
-            if load.partitions:
-                tables.update(build_ga4_staging(con, config=config, progress=progress, partitions=load.partitions))
+            for batch in _batches(to_load):
+                dates_before = len(load.partitions)
+                checked = _check_files(load, dialect, batch)
+                if checked is not None:
+                    _settle(load, dialect, checked)
+                    dialect.drop_scratch(checked)
+                if len(load.partitions) > dates_before:
+                    staged = load.partitions[dates_before:]
+                    tables.update(build_ga4_staging(con, config=config, progress=progress, partitions=staged))
     if load.file_problems:
         write_quarantine(con, quarantine_arrow(load.load_id, SOURCE, load.file_problems))
     for name in (BASE_TABLE, QUARANTINE_TABLE):
