@@ -23,7 +23,8 @@ def spark_backend():
     return connect("pyspark://local[2]")
 
 
-def _drop_all(con) -> None:
+def drop_all(con) -> None:
+    """Drop every table and view (the shared Spark session outlives each test)."""
     for name in con.list_tables():
         try:
             con.drop_table(name, force=True)
@@ -40,9 +41,23 @@ def con(request, tmp_path):
         backend.disconnect()
     else:
         backend = request.getfixturevalue("spark_backend")
-        _drop_all(backend)
+        drop_all(backend)
         yield backend
-        _drop_all(backend)
+        drop_all(backend)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request, tmp_path_factory):
+    """A warehouse per engine shared by one module's tests, for loads worth doing once."""
+    if request.param == "duckdb":
+        backend = connect(f"duckdb:///{tmp_path_factory.mktemp('module') / 'module.duckdb'}")
+        yield backend
+        backend.disconnect()
+    else:
+        backend = request.getfixturevalue("spark_backend")
+        drop_all(backend)
+        yield backend
+        drop_all(backend)
 
 
 @pytest.fixture

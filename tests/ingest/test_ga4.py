@@ -22,11 +22,11 @@ from spillover.errors import SpilloverInputError
 from spillover.ingest.ga4 import BASE_TABLE, ingest_ga4
 from spillover.ingest.ga4_schema import EXPORT_SCHEMA
 from spillover.ingest.quarantine import LoadResult
+from tests.conftest import drop_all
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "ga4"
 DAILY = FIXTURES / "events_20240406.json"
 INTRADAY = FIXTURES / "events_intraday_20240407.json"
-ENGINES = ["duckdb", pytest.param("pyspark", marks=pytest.mark.spark)]
 
 
 def fixture_events(path: Path = DAILY) -> list[dict]:
@@ -36,14 +36,6 @@ def fixture_events(path: Path = DAILY) -> list[dict]:
 def write_lines(path: Path, events: list[dict | str]) -> Path:
     path.write_text("".join((e if isinstance(e, str) else json.dumps(e)) + "\n" for e in events))
     return path
-
-
-def drop_all(con) -> None:
-    for name in con.list_tables():
-        try:
-            con.drop_table(name, force=True)
-        except Exception:
-            con.drop_view(name, force=True)
 
 
 @dataclass
@@ -61,20 +53,6 @@ def snapshot(con, result: LoadResult) -> Snapshot:
         return con.table(name).to_pyarrow().to_pylist() if name in con.list_tables() else []
 
     return Snapshot(result, rows(BASE_TABLE), rows("ops_quarantine"), rows("ops_loads"))
-
-
-@pytest.fixture(scope="module", params=ENGINES)
-def engine(request, tmp_path_factory):
-    """A warehouse per engine for module-scoped loads (Spark: the shared session, emptied)."""
-    if request.param == "duckdb":
-        backend = connect(f"duckdb:///{tmp_path_factory.mktemp('ga4') / 'module.duckdb'}")
-        yield backend
-        backend.disconnect()
-    else:
-        backend = request.getfixturevalue("spark_backend")
-        drop_all(backend)
-        yield backend
-        drop_all(backend)
 
 
 @pytest.fixture(scope="module")
@@ -471,7 +449,6 @@ def test_a_first_load_of_parquet_alone_compiles_its_checks(duck, tmp_path, monke
 
 def test_a_load_read_in_several_batches_equals_one_read_in_one(tmp_path, monkeypatch):
     """Large exports are checked a few dates at a time; the result must not depend on it."""
-    from spillover.engine import connect
     from spillover.ingest import ga4
     from spillover.synth import generate
 

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from spillover.config import Config
-from spillover.engine import connect
 from spillover.ingest.ga4 import ingest_ga4
 from spillover.stage.ga4_events import EVENTS_TABLE, ITEMS_TABLE, build_ga4_staging
+from tests.conftest import drop_all
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "ga4"
-ENGINES = ["duckdb", pytest.param("pyspark", marks=pytest.mark.spark)]
 WEB_CLIENT, APP_CLIENT = "1166526666.1712391776", "2098765432.1712390001"
 WEB_STREAM, APP_STREAM = "1966637064", "3344556677"
 
@@ -41,28 +40,6 @@ def rows(con, name: str) -> list[dict]:
             keys, values = row.pop(f"{c}__keys"), row.pop(f"{c}__values")
             row[c] = None if keys is None else dict(zip(keys, values))
     return out
-
-
-def drop_all(con) -> None:
-    for name in con.list_tables():
-        try:
-            con.drop_table(name, force=True)
-        except Exception:
-            con.drop_view(name, force=True)
-
-
-@pytest.fixture(scope="module", params=ENGINES)
-def engine(request, tmp_path_factory):
-    """A warehouse per engine for this module's loads (Spark: the shared session, emptied)."""
-    if request.param == "duckdb":
-        backend = connect(f"duckdb:///{tmp_path_factory.mktemp('stage') / 'stage.duckdb'}")
-        yield backend
-        backend.disconnect()
-    else:
-        backend = request.getfixturevalue("spark_backend")
-        drop_all(backend)
-        yield backend
-        drop_all(backend)
 
 
 @pytest.fixture(scope="module")
