@@ -32,11 +32,10 @@ def drop_all(con) -> None:
             con.drop_view(name, force=True)
 
 
-@pytest.fixture(params=ENGINES)
-def con(request, tmp_path):
-    """A fresh, empty warehouse on each engine."""
+def _warehouse(request, database: Path):
+    """Yield an empty warehouse on the engine ``request.param`` names (DuckDB: a file at ``database``)."""
     if request.param == "duckdb":
-        backend = connect(f"duckdb:///{tmp_path / 'test.duckdb'}")
+        backend = connect(f"duckdb:///{database}")
         yield backend
         backend.disconnect()
     else:
@@ -44,20 +43,18 @@ def con(request, tmp_path):
         drop_all(backend)
         yield backend
         drop_all(backend)
+
+
+@pytest.fixture(params=ENGINES)
+def con(request, tmp_path):
+    """A fresh, empty warehouse on each engine."""
+    yield from _warehouse(request, tmp_path / "test.duckdb")
 
 
 @pytest.fixture(scope="module", params=ENGINES)
 def engine(request, tmp_path_factory):
     """A warehouse per engine shared by one module's tests, for loads worth doing once."""
-    if request.param == "duckdb":
-        backend = connect(f"duckdb:///{tmp_path_factory.mktemp('module') / 'module.duckdb'}")
-        yield backend
-        backend.disconnect()
-    else:
-        backend = request.getfixturevalue("spark_backend")
-        drop_all(backend)
-        yield backend
-        drop_all(backend)
+    yield from _warehouse(request, tmp_path_factory.mktemp("module") / "module.duckdb")
 
 
 @pytest.fixture

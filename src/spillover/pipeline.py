@@ -71,9 +71,7 @@ def run_pipeline(
         clock = time.perf_counter()
         try:
             tables = STAGES[name](con, config, progress)
-        except SpilloverStageError:
-            raise
-        except SpilloverInputError:
+        except (SpilloverStageError, SpilloverInputError):
             raise
         except Exception as exc:
             raise SpilloverStageError(name, "run", exc) from exc
