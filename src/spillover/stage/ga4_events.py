@@ -76,6 +76,17 @@ def _as_map(entries: ibis.ArrayValue) -> ibis.MapValue:
     return ibis.map(entries.map(lambda e: e.key), entries.map(lambda e: _value_text(e.value)))
 
 
+def _param(entries: ibis.ArrayValue, key: str) -> ibis.StringValue:
+    """The value text of one parameter, or null when the event lacks it.
+
+    A filter over the entries, rather than a lookup in :func:`_as_map`: Ibis repeats a map's whole
+    construction at each lookup, which made staging several times slower. Keys are unique
+    (ingestion refuses repeats), so the max is the one value; unlike indexing, it is null for no
+    match on every engine (Spark's ANSI mode fails an index past the end).
+    """
+    return entries.filter(lambda e: e.key == key).map(lambda e: _value_text(e.value)).maxs()
+
+
 def _md5(*parts: ibis.Value) -> ibis.StringValue:
     text = ibis.literal("")
     for i, part in enumerate(parts):
@@ -118,18 +129,15 @@ def _keys(base: ibis.Table, ga_session_id: ibis.IntegerValue) -> dict[str, ibis.
     return {"event_key": event_key, "client_key": client_key, "session_key": session_key}
 
 
-def _with_params(base: ibis.Table) -> ibis.Table:
-    # The parameter map gets a projection of its own (an impure column stops Ibis from inlining
-    # it), so engines build it once per event rather than once per lifted parameter.
-    return base.select(*base.columns, _params=_as_map(base.event_params), _keep_projection=ibis.random())
+def _session_id(base: ibis.Table) -> ibis.IntegerValue:
+    return _param(base.event_params, "ga_session_id").try_cast("int64")
 
 
 def stage_events(base: ibis.Table) -> ibis.Table:
     """``stg_ga4__events`` rows for the events of ``base``."""
-    base = _with_params(base)
     lifted: dict[str, ibis.Value] = {}
     for key, (column, dtype) in LIFTED_PARAMS.items():
-        text = base._params.get(key)
+        text = _param(base.event_params, key)
         if key == "session_engaged":
             lifted[column] = text.isin(["1", "true"])
         else:
@@ -207,11 +215,11 @@ def stage_events(base: ibis.Table) -> ibis.Table:
 
 def stage_items(base: ibis.Table) -> ibis.Table:
     """``stg_ga4__event_items`` rows: one per element of ``items`` (``item_index`` from 0)."""
-    keyed = _with_params(base.filter(base.items.length() > 0))
+    keyed = base.filter(base.items.length() > 0)
     # Unnesting in the projection (not a lateral join) keeps engines from hashing whole events.
     numbered = keyed.items.map(lambda item, position: ibis.struct({"item": item, "position": position}))
     keyed = keyed.select(
-        **_keys(keyed, keyed._params.get("ga_session_id").try_cast("int64")),
+        **_keys(keyed, _session_id(keyed)),
         event_date=keyed._export_date,
         event_timestamp=_micros_to_timestamp(keyed.event_timestamp),
         event_name=keyed.event_name,
