@@ -21,4 +21,6 @@ def fct_product_adoptions(lines: ibis.Table) -> ibis.Table:
     )
     ranked = orders.mutate(rank=rank)
     first = ranked.filter(ranked["rank"] == 0)
-    return first.select("customer_key", "product_id", adopted_at=first.ordered_at, channel=first.channel, order_id=first.order_id)
+    return first.select(
+        "customer_key", "product_id", adopted_at=first.ordered_at, channel=first.channel, order_id=first.order_id
+    )

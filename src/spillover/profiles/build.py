@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING
 from spillover.engine import drop_table, table_exists, temp_name, write_table
 from spillover.errors import SpilloverInputError
 from spillover.profiles.adoption import fct_product_adoptions
-from spillover.profiles.attribution import EVENTS, ID_GRAPH, ORDER_ITEMS, ORDERS, PRODUCTS, attributed_events, order_lines
+from spillover.profiles.attribution import (
+    EVENTS,
+    ID_GRAPH,
+    ORDER_ITEMS,
+    ORDERS,
+    PRODUCTS,
+    attributed_events,
+    order_lines,
+)
 from spillover.profiles.profile import CUSTOMERS, MEMBERS, mart_customer_profile
 from spillover.profiles.sessions import fct_sessions
 from spillover.progress import NullProgress, Progress

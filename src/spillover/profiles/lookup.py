@@ -17,7 +17,12 @@ import ibis
 
 from spillover.engine import table_exists
 from spillover.errors import SpilloverInputError
-from spillover.privacy.pseudonymise import normalise_email, normalise_phone, pseudonymise_email, pseudonymise_phone
+from spillover.privacy.pseudonymise import (
+    normalise_email,
+    normalise_phone,
+    pseudonymise_email,
+    pseudonymise_phone,
+)
 from spillover.profiles.attribution import EVENTS, ID_GRAPH, PRODUCTS, order_customers
 from spillover.profiles.build import ADOPTIONS, PROFILES
 from spillover.profiles.profile import CUSTOMERS
@@ -96,9 +101,8 @@ def _plausible_types(value: str, phone_region: str) -> list[str]:
 
 def _shown(value: str, id_type: str | None, phone_region: str) -> str:
     """The value for a message: never echo what may be a raw email address or phone number."""
-    if id_type in _SENSITIVE or (
-        id_type is None and (normalise_email(value) is not None or normalise_phone(value, phone_region) is not None)
-    ):
+    looks_sensitive = normalise_email(value) is not None or normalise_phone(value, phone_region) is not None
+    if id_type in _SENSITIVE or (id_type is None and looks_sensitive):
         return "the identifier given"
     return repr(value)
 
@@ -139,7 +143,9 @@ def find_customer(
         listed = "; ".join(
             f"{key_} (as {', '.join(sorted(kinds))})" for key_, kinds in sorted(by_customer.items())
         )
-        hint = "pass --id-type to say which kind of identifier it is" if not id_type else "look it up by another identifier"
+        hint = (
+            "look it up by another identifier" if id_type else "pass --id-type to say which kind of identifier it is"
+        )
         raise SpilloverInputError(f"{shown} matches {len(by_customer)} customers: {listed}; {hint}")
     (customer_key, kinds), = by_customer.items()
     return CustomerMatch(customer_key, tuple(sorted(kinds)))
@@ -169,9 +175,8 @@ def customer_card(con: BaseBackend, customer_key: str) -> dict[str, Any]:
             f"customer {customer_key} has no profile; run `spillover build` to bring the profiles up to date"
         )
     graph = con.table(ID_GRAPH)
-    identifiers = (
-        graph.filter(graph.customer_key == customer_key).select("id_type", "id_value").order_by(["id_type", "id_value"])
-    )
+    identifiers = graph.filter(graph.customer_key == customer_key).select("id_type", "id_value")
+    identifiers = identifiers.order_by(["id_type", "id_value"])
     adoptions = con.table(ADOPTIONS)
     products = con.table(PRODUCTS).select("product_id", product_name="name")
     mine = adoptions.filter(adoptions.customer_key == customer_key)

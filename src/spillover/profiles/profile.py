@@ -81,7 +81,10 @@ def _adoptions(adoptions: ibis.Table) -> ibis.Table:
         entries=ibis.struct({"product_id": adoptions.product_id, "adopted_at": adoptions.adopted_at}).collect(),
     )
     return grouped.select(
-        "customer_key", "gateway_products", "first_adoption_at", adopted=_as_map(grouped.entries, "product_id", "adopted_at")
+        "customer_key",
+        "gateway_products",
+        "first_adoption_at",
+        adopted=_as_map(grouped.entries, "product_id", "adopted_at"),
     )
 
 
@@ -95,7 +98,9 @@ def _engagement(events: ibis.Table, families: Mapping[str, Sequence[str]]) -> ib
     return events.group_by("customer_key").aggregate(
         events=events.count(),
         **counts,
-        ga4_consent=consent.argmax(events.event_timestamp, where=consent["analytics"].notnull() | consent["ads"].notnull()),
+        ga4_consent=consent.argmax(
+            events.event_timestamp, where=consent["analytics"].notnull() | consent["ads"].notnull()
+        ),
     )
 
 
@@ -104,7 +109,8 @@ def _sessions(sessions: ibis.Table) -> ibis.Table:
     sessions = sessions.filter(sessions.customer_key.notnull())
     per_channel = sessions.group_by("customer_key", "channel").aggregate(channel_sessions=sessions.count())
     rank = ibis.row_number().over(
-        group_by=per_channel.customer_key, order_by=[ibis.desc(per_channel.channel_sessions), per_channel.channel]
+        group_by=per_channel.customer_key,
+        order_by=[ibis.desc(per_channel.channel_sessions), per_channel.channel],
     )
     ranked = per_channel.mutate(rank=rank)
     main = ranked.filter(ranked["rank"] == 0).select("customer_key", main_session_channel=ranked.channel)
@@ -144,7 +150,13 @@ def mart_customer_profile(
         "member_id", "tier", "region", "signup_date",
         crm_consent_analytics="consent_analytics", crm_consent_ads="consent_ads",
     )
-    parts = [_orders(lines), _by_category(lines), _adoptions(adoptions), _engagement(events, event_families), _sessions(sessions)]
+    parts = [
+        _orders(lines),
+        _by_category(lines),
+        _adoptions(adoptions),
+        _engagement(events, event_families),
+        _sessions(sessions),
+    ]
     joined = customers.left_join(members, "member_id")
     for part in parts:
         joined = joined.left_join(part, "customer_key").drop("customer_key_right")

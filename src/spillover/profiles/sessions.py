@@ -34,13 +34,16 @@ def _traffic(events: ibis.Table) -> dict[str, ibis.Value]:
     )
 
     def pick(position: int) -> ibis.Value:
-        return ibis.cases(*((origin[0].notnull(), origin[position]) for origin in origins), else_=ibis.null("string"))
+        branches = ((origin[0].notnull(), origin[position]) for origin in origins)
+        return ibis.cases(*branches, else_=ibis.null("string"))
 
     return {
         "source": pick(0),
         "medium": pick(1),
         "campaign": pick(2),
-        "channel": ibis.ifelse(events.session_source.notnull(), events.session_default_channel_group, ibis.null("string")),
+        "channel": ibis.ifelse(
+            events.session_source.notnull(), events.session_default_channel_group, ibis.null("string")
+        ),
     }
 
 
@@ -82,7 +85,9 @@ def fct_sessions(con: BaseBackend) -> ibis.Table:
     # traffic_source), when the session's own events name none.
     first_session = (sessions.ga_session_number == 1).fill_null(False) & sessions.first_touch.source.notnull()
     source = ibis.coalesce(
-        sessions.traffic.source, ibis.ifelse(first_session, sessions.first_touch.source, ibis.null("string")), DIRECT_SOURCE
+        sessions.traffic.source,
+        ibis.ifelse(first_session, sessions.first_touch.source, ibis.null("string")),
+        DIRECT_SOURCE,
     )
     medium = ibis.cases(
         (sessions.traffic.source.notnull(), sessions.traffic.medium),
@@ -106,7 +111,9 @@ def fct_sessions(con: BaseBackend) -> ibis.Table:
         session_date=sessions.session_date,
         session_start_at=sessions.session_start_at,
         session_end_at=sessions.session_end_at,
-        duration_seconds=(sessions.session_end_at.epoch_seconds() - sessions.session_start_at.epoch_seconds()).cast("int64"),
+        duration_seconds=(
+            sessions.session_end_at.epoch_seconds() - sessions.session_start_at.epoch_seconds()
+        ).cast("int64"),
         events=sessions.events.cast("int64"),
         page_views=sessions.page_views.fill_null(0).cast("int64"),
         purchases=sessions.purchases.fill_null(0).cast("int64"),
@@ -120,7 +127,9 @@ def fct_sessions(con: BaseBackend) -> ibis.Table:
         source=source,
         medium=medium.fill_null(NO_MEDIUM),
         campaign=campaign,
-        channel=ibis.coalesce(sessions.traffic.channel, default_channel_group(source, medium.fill_null(NO_MEDIUM))),
+        channel=ibis.coalesce(
+            sessions.traffic.channel, default_channel_group(source, medium.fill_null(NO_MEDIUM))
+        ),
         device_category=sessions.device_category,
         consent_analytics=sessions.consent.analytics,
         consent_ads=sessions.consent.ads,
