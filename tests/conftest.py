@@ -1,4 +1,5 @@
-"""Shared fixtures: an engine-parametrised connection (DuckDB always, PySpark under `spark`)."""
+"""Shared fixtures: an engine-parametrised connection (DuckDB always, PySpark under `spark`), and one
+small synthetic demo warehouse for the whole run."""
 
 from __future__ import annotations
 
@@ -54,6 +55,24 @@ def con(request, tmp_path):
 def engine(request, tmp_path_factory):
     """A warehouse per engine shared by one module's tests, for loads worth doing once."""
     yield from _warehouse(request, tmp_path_factory.mktemp("module") / "module.duckdb")
+
+
+#: The synthetic demo every test that needs a whole resolved warehouse shares (about 10 s to build).
+DEMO_SIZE = {"customers": 500, "days": 60, "seed": 11}
+
+
+@pytest.fixture(scope="session")
+def demo_warehouse(tmp_path_factory) -> dict[str, object]:
+    """``run_demo`` on DuckDB at :data:`DEMO_SIZE`, once per test run: its summary plus
+    ``directory`` (the project folder, data under ``data/``) and ``database`` (the DuckDB file).
+    Read it, never write it."""
+    from spillover.demo import run_demo
+
+    directory = tmp_path_factory.mktemp("demo_warehouse")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPILLOVER_KEY", TEST_KEY.decode())
+        summary = run_demo(directory, **DEMO_SIZE)
+    return {**summary, "directory": directory, "database": summary["db"].removeprefix("duckdb:///")}
 
 
 @pytest.fixture

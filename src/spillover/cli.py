@@ -337,6 +337,76 @@ def tables(db: Optional[str] = _db_option(), as_json: bool = _json_option()) -> 
 
 
 # --------------------------------------------------------------------------------------------------
+# profile
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_format_value(v)}" for k, v in sorted(value.items())) or "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def _show_card(card: dict[str, Any], matched_as: tuple[str, ...]) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
+    console = _console()
+    fields = Table(show_header=False, box=None, pad_edge=False)
+    for name, value in card["profile"].items():
+        if name != "customer_key" and value is not None:
+            fields.add_row(name, _format_value(value))
+    console.print(Panel(fields, title=f"customer {card['customer_key']}", subtitle=f"found as {', '.join(matched_as)}"))
+    identifiers = Table("id_type", "id_value", title="identifiers (pseudonymised)")
+    for row in card["identifiers"]:
+        identifiers.add_row(row["id_type"], row["id_value"])
+    console.print(identifiers)
+    if card["adoptions"]:
+        adoptions = Table("product_id", "product", "adopted_at", "channel", "order_id", title="gateway products")
+        for row in card["adoptions"]:
+            adoptions.add_row(row["product_id"], row["product_name"] or "", row["adopted_at"], row["channel"], row["order_id"])
+        console.print(adoptions)
+    else:
+        console.print("no gateway products")
+
+
+@app.command()
+def profile(
+    identifier: str = typer.Argument(..., metavar="ID", help="Any identifier of the customer."),
+    id_type: Optional[str] = typer.Option(
+        None, "--id-type", metavar="TYPE",
+        help="What ID is: customer_key, member_id, user_id, client_key, user_pseudo_id, email, phone, "
+        "email_pid, phone_pid, order_id or transaction_id (default: try every type ID may be).",
+    ),
+    db: Optional[str] = _db_option(),
+    as_json: bool = _json_option(),
+) -> None:
+    """Show one customer's profile, identifiers and gateway products, found by any identifier.
+
+    An email or phone number is normalised and pseudonymised with the project key, as at ingest,
+    before the lookup; only pseudonyms are printed. Exits with 2 when nothing matches, or when ID
+    matches several customers (say which kind of identifier it is with --id-type).
+
+    Example: spillover profile M00000042 --json
+    """
+    from spillover.config import project_key
+    from spillover.profiles.lookup import customer_card, find_customer
+
+    config = _config()
+    con = _connect(db, config, read_only=True)
+    match = find_customer(
+        con, identifier, id_type=id_type, key=lambda: project_key(config),
+        phone_region=config.privacy.phone_default_region,
+    )
+    card = customer_card(con, match.customer_key)
+    if as_json:
+        _print_json({**card, "matched_as": list(match.matched_as)})
+        return
+    _show_card(card, match.matched_as)
+
+
+# --------------------------------------------------------------------------------------------------
 # synthetic data
 
 
@@ -405,6 +475,14 @@ def demo(
             f"identity: {identity['customers']:,} customers resolved from {identity['people']:,} synthetic people; "
             f"pairwise precision {identity['precision']:.3f}, recall {identity['recall']:.3f} against the truth "
             "(exact links only: never-logged-in browsers and people registered twice stay apart)"
+        )
+    profiles = summary["profiles"]
+    if profiles:
+        adoptions = profiles["adoptions"]
+        console.print(
+            f"profiles: {profiles['profiles']:,} customer profiles as of {profiles['as_of'][:10]}; "
+            f"{adoptions['matched']:,} of {adoptions['true_adopters']:,} true device adoptions found with the right "
+            f"product and date (precision {adoptions['precision']:.3f})"
         )
     seconds = summary["seconds"]
     console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))

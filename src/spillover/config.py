@@ -7,6 +7,7 @@ has a default, so a project without a file still runs on the embedded DuckDB.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 import tomllib
@@ -107,6 +108,37 @@ class IdentitySettings(_Frozen):
         return value
 
 
+#: Families of GA4 events counted in each customer profile (``<family>_events`` columns).
+DEFAULT_EVENT_FAMILIES = {
+    "browse": ("page_view", "screen_view", "view_item"),
+    "cart": ("add_to_cart", "begin_checkout"),
+    "purchase": ("purchase",),
+    "device_use": ("voice_timer", "voice_weather", "voice_music", "ebook_open", "video_play"),
+    "device_shop": ("voice_shop",),
+}
+
+
+class ProfilesSettings(_Frozen):
+    """What customer profiles count (the ``[profiles]`` config section)."""
+
+    event_families: dict[str, tuple[str, ...]] = Field(
+        default_factory=lambda: dict(DEFAULT_EVENT_FAMILIES),
+        description="family = [GA4 event names]; each family becomes a <family>_events profile column",
+    )
+
+    @field_validator("event_families")
+    @classmethod
+    def _column_names(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for family, names in value.items():
+            if re.fullmatch(r"[a-z][a-z0-9_]{0,40}", family) is None:
+                raise ValueError(
+                    f"event family {family!r} must be lower-case letters, digits and '_' (it names a column)"
+                )
+            if not names:
+                raise ValueError(f"event family {family!r} lists no event names")
+        return value
+
+
 class ColumnsConfig(_Frozen):
     """Maps spillover's column names (keys) to the user's column names (values), per source."""
 
@@ -125,6 +157,7 @@ class Config(_Frozen):
     ga4: GA4Config = GA4Config()
     columns: ColumnsConfig = ColumnsConfig()
     identity: IdentitySettings = IdentitySettings()
+    profiles: ProfilesSettings = ProfilesSettings()
     project_dir: Path = Field(Path("."), exclude=True)
 
     @field_validator("db")
@@ -205,6 +238,15 @@ max_timestamp_skew_hours = 14.0
 "email_pid->member_id" = 3
 "phone_pid->member_id" = 3
 "member_id->client_key" = 50
+
+[profiles]
+# GA4 events counted in each customer profile: family = [event names] gives a <family>_events column
+# [profiles.event_families]
+# browse = ["page_view", "screen_view", "view_item"]
+# cart = ["add_to_cart", "begin_checkout"]
+# purchase = ["purchase"]
+# device_use = ["voice_timer", "voice_weather", "voice_music", "ebook_open", "video_play"]
+# device_shop = ["voice_shop"]
 
 # Map spillover's column names (left) to yours (right) when your files name them differently, e.g.
 # [columns.crm]

@@ -67,12 +67,24 @@ def run_demo(
     runs = run_pipeline(con, config, progress=progress)
     timings["build"] = time.perf_counter() - clock
 
-    identity = {}
-    if "identity" in [run["stage"] for run in runs]:
+    identity: dict[str, object] = {}
+    profiles: dict[str, object] = {}
+    stages_run = [run["stage"] for run in runs]
+    if "identity" in stages_run:
         from spillover.config import project_key
         from spillover.synth.scoring import identity_scores
 
         identity = identity_scores(con, data_dir / "truth", project_key(config))
+    if "profiles" in stages_run:
+        from spillover.config import project_key
+        from spillover.profiles.build import PROFILES, as_of_instant
+        from spillover.synth.scoring import adoption_scores
+
+        profiles = {
+            "profiles": int(con.table(PROFILES).count().execute()),
+            "as_of": as_of_instant(con).isoformat(),
+            "adoptions": adoption_scores(con, data_dir / "truth", project_key(config)),
+        }
 
     return {
         "directory": str(directory),
@@ -84,6 +96,7 @@ def run_demo(
         ],
         "stages": [run["stage"] for run in runs],
         "identity": identity,
+        "profiles": profiles,
         "tables": table_counts(con),
         "seconds": {k: round(v, 1) for k, v in timings.items()},
     }

@@ -42,8 +42,14 @@ def _identity(con: BaseBackend, config: Config, progress: Progress) -> dict[str,
     return build_identity(con, config, progress)
 
 
+def _profiles(con: BaseBackend, config: Config, progress: Progress) -> dict[str, int]:
+    from spillover.profiles.build import build_profiles
+
+    return build_profiles(con, config, progress)
+
+
 #: Stage name -> function, in run order.
-STAGES: dict[str, StageFn] = {"stage": _stage_ga4, "identity": _identity}
+STAGES: dict[str, StageFn] = {"stage": _stage_ga4, "identity": _identity, "profiles": _profiles}
 
 
 def config_hash(config: Config) -> str:

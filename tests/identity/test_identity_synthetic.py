@@ -12,20 +12,16 @@ import duckdb
 import networkx as nx
 import pytest
 
-from spillover.demo import run_demo
 from spillover.synth.scoring import pair_count, person_of_each_id
-from tests.conftest import TEST_KEY
+from tests.conftest import DEMO_SIZE, TEST_KEY
 
-CUSTOMERS, DAYS, SEED = 500, 60, 11
+CUSTOMERS = DEMO_SIZE["customers"]
 
 
 @pytest.fixture(scope="module")
-def resolved(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("identity_demo")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SPILLOVER_KEY", TEST_KEY.decode())
-        summary = run_demo(directory, customers=CUSTOMERS, days=DAYS, seed=SEED)
-    con = duckdb.connect(summary["db"].removeprefix("duckdb:///"), read_only=True)
+def resolved(demo_warehouse):
+    directory = demo_warehouse["directory"]
+    con = duckdb.connect(demo_warehouse["database"], read_only=True)
     id_graph = con.sql("select id_type, id_value, customer_key from int_identity__id_graph").fetchall()
     candidates = con.sql(
         "select id_type_a, id_a, id_type_b, id_b from int_identity__edges "
