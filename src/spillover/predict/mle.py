@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 __all__ = ["MaximumLikelihood", "collapse", "maximise"]
 
@@ -116,7 +117,9 @@ def maximise(
             return np.inf, np.zeros_like(eta)
         return -value / total_weight, -gradient * theta / total_weight
 
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    # the likelihoods are weighted sums (vector dot products): a multi-threaded BLAS gains nothing on
+    # them and, on a busy machine, makes each one ten times slower
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), threadpool_limits(1, user_api="blas"):
         result = minimize(
             objective,
             np.log(initial),
@@ -143,7 +146,8 @@ def maximise(
             ConvergenceWarning,
             stacklevel=3,
         )
-    information = _observed_information(log_likelihood, params, data)
+    with threadpool_limits(1, user_api="blas"):
+        information = _observed_information(log_likelihood, params, data)
     try:
         covariance = np.linalg.inv(information)
         if np.any(np.diag(covariance) <= 0) or not np.all(np.isfinite(covariance)):

@@ -61,3 +61,50 @@ def simulate_rfm(
         spend[repeat] = rng.gamma(p * x[repeat], 1.0 / (scale[repeat] * x[repeat]))
         summary["monetary_value"] = spend
     return summary
+
+
+def simulate_transactions(
+    n_customers: int,
+    *,
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    days: int,
+    start: str = "2024-01-01",
+    p: float = 6.0,
+    q: float = 3.8,
+    v: float = 15.0,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Dated purchases of ``n_customers`` over ``days`` days, from BG/NBD and Gamma-Gamma in days.
+
+    Each customer's first purchase falls on a uniform day of the window (at a uniform time of day);
+    repeat purchases follow as in :func:`simulate_rfm` (Poisson rate lambda per day, drop-out after
+    the J-th repeat purchase), and each purchase's amount is Gamma(p, rate nu). Columns
+    ``customer_id``, ``purchased_at``, ``amount``, in time order per customer.
+    """
+    if n_customers < 1 or days < 1:
+        raise SpilloverInputError("simulate_transactions: n_customers and days must be at least 1")
+    rng = np.random.default_rng(seed)
+    rate = rng.gamma(r, 1.0 / alpha, n_customers)
+    dropout = np.clip(rng.beta(a, b, n_customers), 1e-12, 1.0)
+    scale = rng.gamma(q, 1.0 / v, n_customers)
+    birth = rng.integers(0, days, n_customers) + rng.uniform(0, 1, n_customers)
+    window = days - birth
+    arrivals = rng.poisson(rate * window)
+    kept = np.minimum(arrivals, rng.geometric(dropout))
+    owner = np.repeat(np.arange(n_customers), arrivals)
+    offsets = rng.uniform(0, 1, len(owner)) * window[owner]
+    order = np.lexsort((offsets, owner))
+    owner, offsets = owner[order], offsets[order]
+    first_of_owner = np.concatenate([[0], np.cumsum(arrivals)[:-1]])
+    rank = np.arange(len(owner)) - first_of_owner[owner]
+    keep = rank < kept[owner]
+    owner = np.concatenate([np.arange(n_customers), owner[keep]])
+    moment = np.concatenate([birth, birth[owner[n_customers:]] + offsets[keep]])
+    order = np.lexsort((moment, owner))
+    owner, moment = owner[order], moment[order]
+    amount = rng.gamma(p, 1.0 / scale[owner])
+    stamps = pd.Timestamp(start) + pd.to_timedelta(np.round(moment * 86_400), unit="s")
+    return pd.DataFrame({"customer_id": owner, "purchased_at": stamps, "amount": np.round(amount, 2)})
