@@ -11,7 +11,12 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from spillover.errors import SpilloverInputError
-from spillover.predict.clv import BetaGeoModel, GammaGammaModel, _bgnbd_log_likelihood, _PurchaseData
+from spillover.predict.clv import (
+    BetaGeoModel,
+    GammaGammaModel,
+    _bgnbd_log_likelihood,
+    _PurchaseData,
+)
 from spillover.predict.mle import collapse
 from spillover.predict.rfm import rfm_summary
 from spillover.predict.simulate import simulate_rfm, simulate_transactions
