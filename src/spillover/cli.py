@@ -353,6 +353,7 @@ def clv_fit(
     customer_id: Optional[str] = typer.Option(None, "--customer-id", metavar="COLUMN", help="Customer id column (required with --transactions; with --summary default customer_id, ID or id if present)."),
     datetime_column: Optional[str] = typer.Option(None, "--datetime", metavar="COLUMN", help="Purchase date/time column (with --transactions)."),
     monetary: Optional[str] = typer.Option(None, "--monetary", metavar="COLUMN", help="Spend column (with --transactions); enables the Gamma-Gamma spend model and CLV."),
+    model: str = typer.Option("bgnbd", "--model", metavar="MODEL", help="Purchase model: bgnbd (BG/NBD) or pareto-nbd (Pareto/NBD)."),
     freq: str = typer.Option("W", "--freq", metavar="D|W", help="Period: D (days) or W (weeks); with --summary, the unit of recency and T."),
     calibration_end: Optional[str] = typer.Option(None, "--calibration-end", metavar="DATE", help="Fit on purchases up to DATE; later ones form a holdout that the fit is checked against."),
     observation_end: Optional[str] = typer.Option(None, "--observation-end", metavar="DATE", help="Ignore purchases after DATE (default: the last purchase)."),
@@ -362,7 +363,7 @@ def clv_fit(
     output: Optional[Path] = typer.Option(None, "--output", metavar="FILE", help="Write per-customer predictions (expected_purchases, p_alive, expected_spend, clv) as CSV or Parquet."),
     as_json: bool = _json_option(),
 ) -> None:
-    """Fit BG/NBD (and Gamma-Gamma when spend is known) and print the parameters with standard errors.
+    """Fit BG/NBD or Pareto/NBD (and Gamma-Gamma when spend is known); print estimates and standard errors.
 
     Give an RFM summary (--summary) or a transactions file (--transactions with --customer-id and
     --datetime). With --calibration-end the fit is checked against the purchases after that date.
@@ -378,6 +379,8 @@ def clv_fit(
         raise SpilloverInputError("give exactly one of --summary FILE or --transactions FILE")
     if freq not in ("D", "W"):
         raise SpilloverInputError(f"--freq {freq!r} is not supported; use D (days) or W (weeks)")
+    if model not in ("bgnbd", "pareto-nbd"):
+        raise SpilloverInputError(f"--model {model!r} is not supported; use bgnbd or pareto-nbd")
     if not 0 < margin <= 1:
         raise SpilloverInputError(f"--margin {margin} must be a share of spend in (0, 1]")
     if summary is not None:
@@ -397,7 +400,7 @@ def clv_fit(
         id_column, source = customer_id, str(transactions)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fitted = fit_clv(frame, time_unit=freq, id_column=id_column, source=source)
+        fitted = fit_clv(frame, time_unit=freq, purchase_model=model.replace("-", "_"), id_column=id_column, source=source)
     result = fitted.to_dict()
     if output is not None:
         predictions = fitted.predictions(horizon=horizon, discount_rate=discount_rate, margin=margin)
@@ -410,14 +413,15 @@ def clv_fit(
 
     console = _console()
     table = Table("model", "parameter", "estimate", "std. error", title=f"CLV models fitted on {source}")
-    models = [("BG/NBD", "bgnbd")] + ([("Gamma-Gamma", "gamma_gamma")] if "gamma_gamma" in result else [])
+    purchase = [(label, key) for label, key in (("BG/NBD", "bgnbd"), ("Pareto/NBD", "pareto_nbd")) if key in result]
+    models = purchase + ([("Gamma-Gamma", "gamma_gamma")] if "gamma_gamma" in result else [])
     for label, key in models:
         for name, value in result[key].items():
             error = result[f"{key}_standard_errors"][name]
             table.add_row(label, name, f"{value:.4g}", "n/a" if error is None else f"{error:.3g}")
     console.print(table)
     unit = {"D": "days", "W": "weeks"}[freq]
-    console.print(f"{result['n_customers']:,} customers (periods: {unit}); BG/NBD log-likelihood {result['log_likelihood']:,.2f}")
+    console.print(f"{result['n_customers']:,} customers (periods: {unit}); {purchase[0][0]} log-likelihood {result['log_likelihood']:,.2f}")
     if "gamma_gamma" in result:
         console.print(f"{result['n_repeat_customers']:,} repeat customers in the spend model; "
                       f"correlation of frequency and spend {result['frequency_spend_correlation'] or float('nan'):.3f} "

@@ -53,6 +53,17 @@ def test_fit_summary_table(cdnow_file):
     assert "alpha" in result.output and "4.414" in result.output and "2,357 customers" in result.output
 
 
+def test_fit_pareto_nbd(cdnow_file):
+    result = invoke("clv", "fit", "--summary", str(cdnow_file), "--model", "pareto-nbd", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert "bgnbd" not in data
+    assert {k: round(v, 3) for k, v in data["pareto_nbd"].items() if k != "beta"} == {"r": 0.553, "alpha": 10.578, "s": 0.606}
+    assert data["log_likelihood"] == pytest.approx(-9595.0, abs=0.05) and "gamma_gamma" in data
+    table = invoke("clv", "fit", "--summary", str(cdnow_file), "--model", "pareto-nbd")
+    assert "Pareto/NBD" in table.output and "10.58" in table.output
+
+
 def test_fit_transactions_with_holdout(tmp_path):
     path = tmp_path / "orders.csv"
     simulate_transactions(4_000, r=0.3, alpha=5.0, a=0.8, b=2.5, days=420, seed=2).assign(
@@ -93,6 +104,7 @@ def test_bad_input_exits_2_naming_file_and_column(tmp_path, cdnow_file, capsys):
         (("--summary", "s.txt"), "s.txt: unsupported file type '.txt'; use .csv or .parquet"),
         (("--summary", "missing.csv"), "missing.csv: no such file"),
         (("--summary", "s.csv", "--freq", "M"), "--freq 'M' is not supported"),
+        (("--summary", "s.csv", "--model", "pnbd"), "--model 'pnbd' is not supported; use bgnbd or pareto-nbd"),
     ],
 )
 def test_argument_errors(args, message, tmp_path, monkeypatch):

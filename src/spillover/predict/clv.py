@@ -431,7 +431,7 @@ class GammaGammaModel(BaseEstimator):
 
     def customer_lifetime_value(
         self,
-        purchase_model: BetaGeoModel,
+        purchase_model: BetaGeoModel | Any,
         frequency: Any,
         recency: Any,
         T: Any,
@@ -445,7 +445,7 @@ class GammaGammaModel(BaseEstimator):
         """Discounted value of each customer's purchases over the next ``horizon`` months.
 
         CLV = sum over months k = 1..horizon of margin * E[spend] * (E[Y(k f)] - E[Y((k-1) f)]) / (1+d)^k,
-        with E[Y(t)] the purchase model's conditional expectation, E[spend] from
+        with E[Y(t)] the purchase model's conditional expectation (BG/NBD or Pareto/NBD), E[spend] from
         :meth:`expected_spend`, f periods per month (30 days or 4.345 weeks) and d the monthly
         discount rate: the discounted-cash-flow sum of ``lifetimes``' ``customer_lifetime_value``,
         times ``margin`` (the share of spend that is contribution margin; 1 gives revenue).
@@ -461,7 +461,7 @@ class GammaGammaModel(BaseEstimator):
             raise SpilloverInputError(f"margin must be a share of spend in (0, 1], got {margin!r}")
         x, t_x, age, m = rfm_arrays(frequency, recency, T, monetary_value, where="customer_lifetime_value")
         spend = self.expected_spend(x, m) * margin
-        purchase_model._params()
+        check_is_fitted(purchase_model, "params_")
         per_month = PERIODS_PER_MONTH[time_unit]
         value = np.zeros_like(x)
         previous = np.zeros_like(x)
@@ -478,7 +478,7 @@ class GammaGammaModel(BaseEstimator):
 
 def predict_customers(
     summary: pd.DataFrame,
-    purchase_model: BetaGeoModel,
+    purchase_model: BetaGeoModel | Any,
     spend_model: GammaGammaModel | None = None,
     *,
     horizon: int = 12,

@@ -17,15 +17,18 @@ import pandas as pd
 
 from spillover.errors import SpilloverInputError
 from spillover.predict.clv import BetaGeoModel, GammaGammaModel, predict_customers
+from spillover.predict.pareto_nbd import ParetoNBDModel
 from spillover.predict.rfm import TIME_UNITS, check_rfm, rfm_summary
 
 __all__ = [
-    "CLVFit", "ID_COLUMNS", "fit_clv", "read_table", "summary_from_file", "summary_from_transactions",
+    "CLVFit", "ID_COLUMNS", "PURCHASE_MODELS", "fit_clv", "read_table", "summary_from_file", "summary_from_transactions",
     "write_table",
 ]
 
 # columns carried through as the customer id of a summary file when --customer-id is not given
 ID_COLUMNS = ("customer_id", "ID", "id")
+# purchase models by the name used in JSON output and on the command line
+PURCHASE_MODELS = {"bgnbd": BetaGeoModel, "pareto_nbd": ParetoNBDModel}
 SUFFIXES = {".csv": "CSV", ".parquet": "Parquet", ".pq": "Parquet"}
 
 
@@ -85,7 +88,7 @@ class CLVFit:
     """Fitted models, the summary they were fitted on, and the warnings the fit raised."""
 
     summary: pd.DataFrame
-    purchase_model: BetaGeoModel
+    purchase_model: BetaGeoModel | ParetoNBDModel
     spend_model: GammaGammaModel | None
     time_unit: str
     id_column: str | None = None
@@ -111,15 +114,16 @@ class CLVFit:
 
     def to_dict(self) -> dict[str, Any]:
         """The estimates as JSON-ready data (the output of ``spillover clv fit --json``)."""
-        bgnbd = self.purchase_model
+        purchase = self.purchase_model
+        name = next(key for key, kind in PURCHASE_MODELS.items() if isinstance(purchase, kind))
         out: dict[str, Any] = {
             "source": self.source,
             "time_unit": self.time_unit,
-            "n_customers": int(round(bgnbd.n_customers_)),
-            "bgnbd": bgnbd.params_,
-            "bgnbd_standard_errors": _finite(bgnbd.standard_errors_),
-            "log_likelihood": bgnbd.log_likelihood_,
-            "converged": bgnbd.converged_,
+            "n_customers": int(round(purchase.n_customers_)),
+            name: purchase.params_,
+            f"{name}_standard_errors": _finite(purchase.standard_errors_),
+            "log_likelihood": purchase.log_likelihood_,
+            "converged": purchase.converged_,
         }
         if self.spend_model is not None:
             spend = self.spend_model
@@ -158,27 +162,33 @@ def fit_clv(
     summary: pd.DataFrame,
     *,
     time_unit: str = "W",
+    purchase_model: str = "bgnbd",
     spend: bool | None = None,
     id_column: str | None = None,
     source: str = "RFM summary",
 ) -> CLVFit:
-    """Fit BG/NBD, and Gamma-Gamma when ``spend`` (default: a ``monetary_value`` column is present).
+    """Fit the purchase model (``bgnbd`` or ``pareto_nbd``), and Gamma-Gamma when ``spend`` (default:
+    a ``monetary_value`` column is present).
 
     ``time_unit`` is the period of ``recency`` and ``T`` (``"D"`` or ``"W"``), used to turn months into
     periods for CLV. Optimiser warnings are collected in :attr:`CLVFit.warnings` as well as raised.
     """
     if time_unit not in TIME_UNITS:
         raise SpilloverInputError(f"time unit {time_unit!r} is not supported; use 'D' (days) or 'W' (weeks)")
+    if purchase_model not in PURCHASE_MODELS:
+        raise SpilloverInputError(
+            f"purchase model {purchase_model!r} is not supported; use {' or '.join(PURCHASE_MODELS)}"
+        )
     spend = "monetary_value" in summary.columns if spend is None else spend
     check_rfm(summary, columns=("frequency", "recency", "T") + (("monetary_value",) if spend else ()), where=source)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        purchase_model = BetaGeoModel().fit(summary)
+        purchase = PURCHASE_MODELS[purchase_model]().fit(summary)
         spend_model = GammaGammaModel().fit(summary) if spend else None
     for warning in caught:
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return CLVFit(
-        summary=summary, purchase_model=purchase_model, spend_model=spend_model, time_unit=time_unit,
+        summary=summary, purchase_model=purchase, spend_model=spend_model, time_unit=time_unit,
         id_column=id_column, source=source, warnings=[str(w.message) for w in caught],
     )
 

@@ -20,7 +20,7 @@ from scipy.optimize import minimize
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-__all__ = ["MaximumLikelihood", "collapse", "maximise"]
+__all__ = ["MaximumLikelihood", "collapse", "maximise", "with_numerical_gradient"]
 
 # log-parameters stay inside exp(-30)..exp(30): far beyond any sensible estimate, and no overflow
 LOG_BOUND = 30.0
@@ -168,3 +168,21 @@ def maximise(
         iterations=int(result.nit),
         message=str(result.message),
     )
+
+
+def with_numerical_gradient(value: Callable[[np.ndarray, Any], float], step: float = 1e-6) -> LogLikelihood:
+    """A log-likelihood with gradient from one whose gradient has no practical closed form.
+
+    Central differences on the log scale (relative steps), mapped to the natural parameters.
+    """
+
+    def log_likelihood(params: np.ndarray, data: Any) -> tuple[float, np.ndarray]:
+        eta = np.log(params)
+        gradient = np.empty(len(params))
+        for j in range(len(params)):
+            shift = np.zeros(len(params))
+            shift[j] = step
+            gradient[j] = (value(np.exp(eta + shift), data) - value(np.exp(eta - shift), data)) / (2 * step)
+        return value(params, data), gradient / params
+
+    return log_likelihood
