@@ -60,7 +60,7 @@ def _weights(sample_weight: Any, n: int, where: str) -> np.ndarray | None:
 
 
 def _named(names: tuple[str, ...], values: np.ndarray) -> dict[str, float]:
-    return {name: float(value) for name, value in zip(names, values)}
+    return {name: float(value) for name, value in zip(names, values, strict=True)}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -130,7 +130,7 @@ def maximise(
         )
     params = np.exp(result.x)
     converged = bool(result.success)
-    at_bound = [name for name, eta in zip(names, result.x) if abs(eta) > LOG_BOUND - 1e-3]
+    at_bound = [name for name, eta in zip(names, result.x, strict=True) if abs(eta) > LOG_BOUND - 1e-3]
     if not converged:
         warnings.warn(
             f"{model}: the optimiser stopped before converging ({result.message}); the estimates may be "
