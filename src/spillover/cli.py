@@ -39,6 +39,12 @@ ingest_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(ingest_app, name="ingest")
+clv_app = typer.Typer(
+    help="Customer lifetime value: BG/NBD purchases, Gamma-Gamma spend, discounted CLV.\n\n"
+    "Example: spillover clv fit --summary rfm.csv --json",
+    no_args_is_help=True,
+)
+app.add_typer(clv_app, name="clv")
 
 _state: dict[str, Any] = {"debug": False}
 
@@ -404,6 +410,100 @@ def profile(
         _print_json({**card, "matched_as": list(match.matched_as)})
         return
     _show_card(card, match.matched_as)
+
+
+# --------------------------------------------------------------------------------------------------
+# clv
+
+
+@clv_app.command("fit")
+def clv_fit(
+    summary: Optional[Path] = typer.Option(None, "--summary", metavar="FILE", help="RFM summary, CSV or Parquet: frequency, recency, T [, monetary_value] [, an id column]."),
+    transactions: Optional[Path] = typer.Option(None, "--transactions", metavar="FILE", help="Transactions, CSV or Parquet: one row per purchase (summarised per customer first)."),
+    customer_id: Optional[str] = typer.Option(None, "--customer-id", metavar="COLUMN", help="Customer id column (required with --transactions; with --summary default customer_id, ID or id if present)."),
+    datetime_column: Optional[str] = typer.Option(None, "--datetime", metavar="COLUMN", help="Purchase date/time column (with --transactions)."),
+    monetary: Optional[str] = typer.Option(None, "--monetary", metavar="COLUMN", help="Spend column (with --transactions); enables the Gamma-Gamma spend model and CLV."),
+    model: str = typer.Option("bgnbd", "--model", metavar="MODEL", help="Purchase model: bgnbd (BG/NBD) or pareto-nbd (Pareto/NBD)."),
+    freq: str = typer.Option("W", "--freq", metavar="D|W", help="Period: D (days) or W (weeks); with --summary, the unit of recency and T."),
+    calibration_end: Optional[str] = typer.Option(None, "--calibration-end", metavar="DATE", help="Fit on purchases up to DATE; later ones form a holdout that the fit is checked against."),
+    observation_end: Optional[str] = typer.Option(None, "--observation-end", metavar="DATE", help="Ignore purchases after DATE (default: the last purchase)."),
+    horizon: int = typer.Option(12, "--horizon", min=1, metavar="MONTHS", help="Months ahead for --output predictions."),
+    discount_rate: float = typer.Option(0.01, "--discount-rate", metavar="RATE", help="Monthly discount rate of the CLV."),
+    margin: float = typer.Option(1.0, "--margin", metavar="SHARE", help="Share of spend that is contribution margin (1 values revenue)."),
+    output: Optional[Path] = typer.Option(None, "--output", metavar="FILE", help="Write per-customer predictions (expected_purchases, p_alive, expected_spend, clv) as CSV or Parquet."),
+    as_json: bool = _json_option(),
+) -> None:
+    """Fit BG/NBD or Pareto/NBD (and Gamma-Gamma when spend is known); print estimates and standard errors.
+
+    Give an RFM summary (--summary) or a transactions file (--transactions with --customer-id and
+    --datetime). With --calibration-end the fit is checked against the purchases after that date.
+
+    Example: spillover clv fit --transactions orders.csv --customer-id customer_key --datetime ordered_at --monetary margin --freq W --calibration-end 2024-09-30 --output clv.parquet --json
+    """
+    import warnings
+
+    from spillover.errors import SpilloverInputError
+    from spillover.predict.clv_fit import fit_clv, summary_from_file, summary_from_transactions, write_table
+
+    if (summary is None) == (transactions is None):
+        raise SpilloverInputError("give exactly one of --summary FILE or --transactions FILE")
+    if freq not in ("D", "W"):
+        raise SpilloverInputError(f"--freq {freq!r} is not supported; use D (days) or W (weeks)")
+    if model not in ("bgnbd", "pareto-nbd"):
+        raise SpilloverInputError(f"--model {model!r} is not supported; use bgnbd or pareto-nbd")
+    if not 0 < margin <= 1:
+        raise SpilloverInputError(f"--margin {margin} must be a share of spend in (0, 1]")
+    if summary is not None:
+        extra = [flag for flag, value in (("--datetime", datetime_column), ("--monetary", monetary),
+                 ("--calibration-end", calibration_end), ("--observation-end", observation_end)) if value]
+        if extra:
+            raise SpilloverInputError(f"{', '.join(extra)} only apply to --transactions; a summary is already per customer")
+        frame, id_column = summary_from_file(summary, id_column=customer_id)
+        source = str(summary)
+    else:
+        if not customer_id or not datetime_column:
+            raise SpilloverInputError("--transactions needs --customer-id COLUMN and --datetime COLUMN")
+        frame = summary_from_transactions(
+            transactions, customer_id=customer_id, datetime=datetime_column, monetary=monetary, freq=freq,
+            calibration_end=calibration_end, observation_end=observation_end,
+        )
+        id_column, source = customer_id, str(transactions)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = fit_clv(frame, time_unit=freq, purchase_model=model.replace("-", "_"), id_column=id_column, source=source)
+    result = fitted.to_dict()
+    if output is not None:
+        predictions = fitted.predictions(horizon=horizon, discount_rate=discount_rate, margin=margin)
+        result["output"] = {"file": str(write_table(predictions, output)), "rows": len(predictions),
+                            "horizon_months": horizon}
+    if as_json:
+        _print_json(result)
+        return
+    from rich.table import Table
+
+    console = _console()
+    table = Table("model", "parameter", "estimate", "std. error", title=f"CLV models fitted on {source}")
+    purchase = [(label, key) for label, key in (("BG/NBD", "bgnbd"), ("Pareto/NBD", "pareto_nbd")) if key in result]
+    models = purchase + ([("Gamma-Gamma", "gamma_gamma")] if "gamma_gamma" in result else [])
+    for label, key in models:
+        for name, value in result[key].items():
+            error = result[f"{key}_standard_errors"][name]
+            table.add_row(label, name, f"{value:.4g}", "n/a" if error is None else f"{error:.3g}")
+    console.print(table)
+    unit = {"D": "days", "W": "weeks"}[freq]
+    console.print(f"{result['n_customers']:,} customers (periods: {unit}); {purchase[0][0]} log-likelihood {result['log_likelihood']:,.2f}")
+    if "gamma_gamma" in result:
+        console.print(f"{result['n_repeat_customers']:,} repeat customers in the spend model; "
+                      f"correlation of frequency and spend {result['frequency_spend_correlation'] or float('nan'):.3f} "
+                      "(the model assumes it is near 0)")
+    if "holdout" in result:
+        check = result["holdout"]
+        console.print(f"holdout ({check['periods']:g} {unit}): {check['actual_purchases']:,.0f} repeat purchases, "
+                      f"{check['predicted_purchases']:,.1f} predicted")
+    for message in result["warnings"]:
+        _console(stderr=True).print(f"[yellow]warning[/] {message}")
+    if "output" in result:
+        console.print(f"wrote {result['output']['rows']:,} predictions to {result['output']['file']}")
 
 
 # --------------------------------------------------------------------------------------------------
