@@ -70,6 +70,7 @@ IDENTITY_ID_TYPES = ("client_key", "member_id", "email_pid", "phone_pid")
 DEFAULT_BLOCKED_VALUES = (
     "", "0", "-1", "null", "none", "nil", "nan", "undefined", "anonymous", "unknown", "guest",
     "test", "n/a", "na", "(not set)", "(none)", "not set", "default",
+    "<redacted:email>",  # a GA4 user_id that was an email address, redacted at ingest
 )
 
 #: "id_type->other_type": the most distinct ``other_type`` ids one ``id_type`` id may link to.

@@ -465,3 +465,30 @@ def test_a_load_read_in_several_batches_equals_one_read_in_one(tmp_path, monkeyp
     assert len(results["one"][3]) == 6
     assert results["many"] == results["one"]
     assert len(ga4._batches(ga4.discover_export_files([data / "ga4"])[0], limit=1)) == 6
+
+
+def test_emails_in_urls_titles_and_user_ids_are_redacted_everywhere(con, tmp_path):
+    good = fixture_events()[1]
+    params = [p for p in good["event_params"] if p["key"] not in ("page_location", "page_title")] + [
+        {"key": "page_location", "value": {"string_value": "https://shop.example.com/account?email=jane.doe%40example.com&step=2",
+                                           "int_value": None, "float_value": None, "double_value": None}},
+        {"key": "page_title", "value": {"string_value": "Welcome back, jane@example.org",
+                                        "int_value": None, "float_value": None, "double_value": None}},
+    ]
+    path = write_lines(tmp_path / "events_20240406.json", [
+        {**good, "event_params": params, "user_id": "Zoe.Miller@Example.com"},
+        '{"event_name": "login", "user_id": "zoe.miller@example.com", ',  # malformed: quarantined
+    ])
+    result = ingest_ga4(con, [path], config=Config())
+    assert (result.rows_loaded, result.rows_quarantined) == (1, 1)
+    (base,) = con.table(BASE_TABLE).to_pyarrow().to_pylist()
+    values = {p["key"]: p["value"]["string_value"] for p in base["event_params"]}
+    assert values["page_location"] == "https://shop.example.com/account?email=<redacted:email>&step=2"
+    assert values["page_title"] == "Welcome back, <redacted:email>"
+    assert base["user_id"] == "<redacted:email>"  # a blocked identity value: never used to link
+    (staged,) = con.table("stg_ga4__events").to_pyarrow().to_pylist()
+    assert staged["page_location"] == values["page_location"] and staged["user_id"] == "<redacted:email>"
+    (refused,) = con.table("ops_quarantine").to_pyarrow().to_pylist()
+    assert refused["reason"] == "malformed_json"
+    assert refused["raw"] == '{"event_name": "login", "user_id": "<redacted:email>", '
+    assert "<redacted:email>" in Config().identity.blocked_values

@@ -41,6 +41,7 @@ from spillover.ingest.quarantine import (
     write_quarantine,
 )
 from spillover.ingest.readers import Dialect, FileProblem, LineReader, dialect_for, is_engine_error
+from spillover.privacy.pseudonymise import redact_emails_in
 from spillover.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
@@ -558,13 +559,16 @@ def check_rows(rows: ibis.Table, files: ibis.Table, *, dialect: Dialect) -> ibis
     refused rows only) and ``_text_hash`` (finds candidate duplicates).
     """
     joined = rows.join(files, rows.file_index == files.file_index)
+    # Emails in URLs and titles are redacted before anything reads the line (base, staging and the
+    # raw text of a quarantined row alike).
+    text = redact_emails_in(joined.text)
     # Parse once, in a projection of its own: Ibis otherwise inlines a projection into the next
     # one, and the engine would parse the line again for every check that reads it. An impure
     # column (never read) is what stops the inlining.
     staged = joined.select(
-        _parsed=dialect.parse(joined.text, text_type(idt.Struct(dict(EXPORT_SCHEMA.items())))),
-        _keys=dialect.object_keys(joined.text),
-        _text=joined.text,
+        _parsed=dialect.parse(text, text_type(idt.Struct(dict(EXPORT_SCHEMA.items())))),
+        _keys=dialect.object_keys(text),
+        _text=text,
         _file_index=rows.file_index,
         _source_line=joined.source_line,
         _utf8_ok=joined.utf8_ok,

@@ -11,11 +11,14 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import phonenumbers
 
 from spillover.errors import SpilloverInputError
+
+if TYPE_CHECKING:
+    import ibis
 
 __all__ = [
     "IdentifierStatus",
@@ -29,6 +32,7 @@ __all__ = [
     "find_emails",
     "find_phones",
     "redact_text",
+    "redact_emails_in",
 ]
 
 IdentifierStatus = Literal["valid", "invalid", "missing"]
@@ -36,7 +40,11 @@ IdentifierStatus = Literal["valid", "invalid", "missing"]
 # Deliberately simple: one "@", something on each side, a dot in the domain, no spaces. Anything
 # stricter rejects real addresses; anything looser lets obvious typos through as identities.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_EMAIL_IN_TEXT = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+#: An email address inside free text or a URL, "@" written plainly or URL-encoded as "%40". The
+#: syntax is common to Python, RE2 (DuckDB) and Java (Spark), so engines redact exactly as Python does.
+EMAIL_IN_TEXT_PATTERN = r"[\w.+'-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+"
+EMAIL_MARKER = "<redacted:email>"
+_EMAIL_IN_TEXT = re.compile(EMAIL_IN_TEXT_PATTERN)
 _GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
 _DIGIT_RUN = re.compile(r"\d(?:[\s().+/-]*\d){5,}")  # six or more digits, maybe punctuated
 
@@ -159,7 +167,20 @@ def redact_text(text: str, default_region: str = "US") -> str:
     A last line of defence for free text that must be stored (quarantined raw rows, messages), where
     an identifier may sit in an unexpected place.
     """
-    text = _EMAIL_IN_TEXT.sub("<redacted:email>", text)
+    text = _EMAIL_IN_TEXT.sub(EMAIL_MARKER, text)
     for found in find_phones(text, default_region):
         text = text.replace(found, "<redacted:phone>")
     return text
+
+
+def redact_emails_in(text: ibis.StringValue) -> ibis.StringValue:
+    """An engine-side :func:`redact_text` for email addresses, as an Ibis expression.
+
+    For text an export may carry emails in, such as GA4 page URLs with ``?email=...`` query strings
+    (GA4 forbids it, sites do it anyway). The regular expression only runs on text with an "@" or
+    "%40" in it, so clean rows cost a substring search.
+    """
+    import ibis
+
+    suspicious = text.contains("@") | text.contains("%40")
+    return ibis.ifelse(suspicious, text.re_replace(EMAIL_IN_TEXT_PATTERN, EMAIL_MARKER), text)
