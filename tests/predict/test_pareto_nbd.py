@@ -46,8 +46,10 @@ def test_fit_is_at_least_as_good_as_lifetimes(cdnow, fitted):
     rows = _Rows(*(cdnow[c].to_numpy(float) for c in ("frequency", "recency", "T")), np.ones(len(cdnow)))
     their_value = _pareto_nbd_value(np.array([theirs.params_[k] for k in fitted.param_names]), rows)
     assert fitted.log_likelihood_ >= their_value - 1e-6
+    # The likelihood is nearly flat in beta: lifetimes' optimiser stops anywhere within ~2e-4 of
+    # the optimum depending on the run, so parameters are compared at 1e-3 (the value is above).
     for name in fitted.param_names:
-        assert fitted.params_[name] == pytest.approx(theirs.params_[name], rel=2e-4), name
+        assert fitted.params_[name] == pytest.approx(theirs.params_[name], rel=1e-3), name
 
 
 def test_formulas_match_lifetimes_at_the_same_parameters(cdnow, fitted):
