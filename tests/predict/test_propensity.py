@@ -61,7 +61,7 @@ def test_out_of_time_metrics_are_well_above_chance(latest_models):
         assert abs(metrics["mean_score"] - metrics["base_rate"]) < 0.05
     assert revenue["buyer_roc_auc"] > 0.7 and revenue["spearman"] > 0.3
     assert 0.6 < revenue["total_ratio"] < 1.4
-    assert revenue["top_decile_share"] > 0.2
+    assert revenue["top_decile_share"] > 0.15  # 0.10 by chance; measured 0.22
 
 
 def test_windows_and_counts_are_recorded(latest_models, warehouse):

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import ibis
+import ibis.expr.datatypes as dt_
 
 from spillover.profiles.attribution import EVENTS, customers_of, order_lines
 
@@ -40,6 +41,7 @@ SESSIONS = "fct_sessions"
 ADOPTIONS = "fct_product_adoptions"
 CUSTOMERS = "dim_customers"
 MEMBERS = "stg_crm__members"
+_MONEY = dt_.Decimal(38, 4)
 #: Daily counts summed per window; ``active`` is a day with a session or an order.
 _COUNTS = ("orders", "revenue", "margin", "sessions", "engaged_sessions", "page_views", "adoptions", "signups")
 
@@ -63,10 +65,15 @@ def _family_column(family: str) -> str:
 
 
 def _shaped(table: ibis.Table, values: Mapping[str, ibis.Value], families: Sequence[str]) -> ibis.Table:
-    """``table`` as ``(customer_key, days_back, <every count>)``: the given counts, zeros elsewhere."""
+    """``table`` as ``(customer_key, days_back, <every count>)``: the given counts, zeros elsewhere.
+
+    Money stays decimal until the features are read, so its sums are exact and do not depend on the
+    order an engine adds them in (a last-bit difference can move a customer across a tree's split).
+    """
     columns: dict[str, ibis.Value] = {"customer_key": table.customer_key, "days_back": table.days_back}
     for name in (*_COUNTS, *(_family_column(f) for f in families)):
-        columns[name] = values[name].cast("float64") if name in values else ibis.literal(0.0, type="float64")
+        kind = _MONEY if name in ("revenue", "margin") else dt_.float64
+        columns[name] = values[name].cast(kind) if name in values else ibis.literal(0, type=kind)
     columns["active"] = values.get("active", ibis.literal(0, type="int64")).cast("int64")
     return table.select(**columns)
 
@@ -202,7 +209,7 @@ def features_at(activity: ibis.Table, cutoffs: Sequence[int], event_families: Se
     columns: dict[str, ibis.Value] = {"customer_key": per.customer_key, "cutoff_days_back": per.cutoff_days_back}
     for name in feature_columns(event_families):
         if name == "mean_order_revenue":
-            value = ibis.ifelse(per.orders_all > 0, per.revenue_all / per.orders_all, ibis.null("float64"))
+            value = ibis.ifelse(per.orders_all > 0, per.revenue_all.cast("float64") / per.orders_all, ibis.null("float64"))
         elif name == "member":
             value = (per.member > 0).cast("float64")
         elif name.startswith("days_since_"):
@@ -222,7 +229,7 @@ def outcomes_at(activity: ibis.Table, cutoffs: Sequence[int], horizon_days: int)
         (activity.days_back < cuts.cutoff_days_back) & (activity.days_back >= cuts.cutoff_days_back - horizon_days),
     )
     return joined.group_by("customer_key", "cutoff_days_back").aggregate(
-        orders=joined.orders.sum(), revenue=joined.revenue.sum(), active_days=joined.active.sum()
+        orders=joined.orders.sum(), revenue=joined.revenue.sum().cast("float64"), active_days=joined.active.sum()
     )
 
 
