@@ -12,7 +12,7 @@ import pytest
 from spillover.config import DEFAULT_EVENT_FAMILIES, load_config
 from spillover.engine import connect, write_table
 from spillover.predict.build import score_models
-from spillover.predict.features import activity_by_day, end_instant, features_at, outcomes_at
+from spillover.predict.features import activity_by_day, end_instant, features_at, outcomes_at, stored_activity
 from spillover.profiles.build import as_of_instant
 
 INPUTS = {
@@ -46,12 +46,17 @@ def test_features_and_outcomes_match_duckdb(copied, predict_warehouse):
     end = end_instant(as_of_instant(original))
     assert end_instant(as_of_instant(engine)) == end
     frames = {}
-    for name, con in (("original", original), ("copy", engine)):
-        activity = activity_by_day(con, end=end, event_families=DEFAULT_EVENT_FAMILIES)
-        frames[name] = (
-            _sorted(features_at(activity, CUTOFFS, list(DEFAULT_EVENT_FAMILIES)).to_pandas(), ["customer_key", "cutoff_days_back"]),
-            _sorted(outcomes_at(activity, CUTOFFS[1:], 7).to_pandas(), ["customer_key", "cutoff_days_back"]),
+    keys = ["customer_key", "cutoff_days_back"]
+
+    def tables(activity):
+        return (
+            _sorted(features_at(activity, CUTOFFS, list(DEFAULT_EVENT_FAMILIES)).to_pandas(), keys),
+            _sorted(outcomes_at(activity, CUTOFFS[1:], 7).to_pandas(), keys),
         )
+
+    frames["original"] = tables(activity_by_day(original, end=end, event_families=DEFAULT_EVENT_FAMILIES))
+    with stored_activity(engine, end=end, event_families=DEFAULT_EVENT_FAMILIES) as activity:
+        frames["copy"] = tables(activity)
     original.disconnect()
     assert len(frames["original"][0]) > 1_000
     for mine, theirs in zip(frames["copy"], frames["original"], strict=True):

@@ -184,7 +184,7 @@ def test_cli_trains_records_and_refuses(warehouse_copy, capsys):
     assert "error: churn_probability: not enough training examples" in error
     assert "need at least 100,000 and 200" in error
     assert not (warehouse_copy / "models" / "churn_probability.joblib").exists()  # the stale file went
-    con = connect(f"duckdb:///{warehouse_copy / 'spillover.duckdb'}", read_only=True)
+    con = connect(f"duckdb:///{warehouse_copy / 'spillover.duckdb'}")  # as the command opened it
     rows = con.sql("select model, version, status from ops_models order by trained_at, model").to_pandas()
     con.disconnect()
     last = rows.iloc[-1]

@@ -135,7 +135,7 @@ def history(warehouse):
     end = end_instant(as_of_instant(warehouse))
     windows = plan_windows(targets(PredictSettings())["purchase_probability"], PredictSettings(), 90)
     return load_history(warehouse, end=end, event_families=FAMILIES, cutoffs=windows.cutoffs, horizons={7},
-                        max_lookback_days=28)
+                        max_lookback_days=28, activity=activity_by_day(warehouse, end=end, event_families=FAMILIES))
 
 
 def test_too_few_positives_is_refused_with_what_to_do(history):

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from spillover.engine import append_rows, drop_table, table_exists, temp_name, write_table
+from spillover.engine import append_rows, drop_table, table_exists, write_table
 from spillover.errors import SpilloverIneligibleError, SpilloverInputError
 from spillover.ingest.quarantine import now_utc
 from spillover.predict.artefacts import load_artefact, model_path, save_artefact
 from spillover.predict.clv_warehouse import clv_holdout, customer_orders, fit_clv_models, score_clv
-from spillover.predict.features import activity_by_day, end_instant, feature_columns
+from spillover.predict.features import data_span_days, end_instant, feature_columns, stored_activity
 from spillover.predict.propensity import (
     HYPERPARAMETERS,
     PROPENSITY_MODELS,
@@ -153,8 +153,6 @@ def _refusal(config: Config, model: str, exc: SpilloverIneligibleError, **contex
 def _history_for(con: BaseBackend, config: Config, end: dt.datetime, activity: Any) -> History:
     settings = config.predict
     wanted = targets(settings)
-    from spillover.predict.features import data_span_days
-
     span = data_span_days(activity)
     cutoffs: set[int] = {0}
     for target in wanted.values():
@@ -190,12 +188,8 @@ def train_models(
     training = Training(as_of=as_of)
     context = {"trained_at": trained_at, "as_of": as_of}
     settings = config.predict
-    activity_name = temp_name("activity")
-    try:
-        con.create_table(activity_name, activity_by_day(con, end=end, event_families=config.profiles.event_families))
-        history = _history_for(con, config, end, con.table(activity_name))
-    finally:
-        drop_table(con, activity_name)
+    with stored_activity(con, end=end, event_families=config.profiles.event_families) as activity:
+        history = _history_for(con, config, end, activity)
     training.history = history
     progress.advance(task, 1)
     for name in (m for m in PROPENSITY_MODELS if m in wanted):

@@ -103,6 +103,11 @@ def fit_clv_models(orders: pd.DataFrame, *, as_of: dt.datetime) -> FittedCLV:
         )
     summary = _summary(orders, as_of=as_of)
     purchase, spend = _fit(summary)
+    if spend.params_["q"] <= 1:
+        raise SpilloverIneligibleError(
+            f"clv: the Gamma-Gamma fit gives q = {spend.params_['q']:.3g} <= 1, an infinite mean spend per order; "
+            "look for extreme order values, or wait for more repeat buyers"
+        )
     return FittedCLV(
         purchase_model=purchase, spend_model=spend, margin_share=margin_share, as_of=as_of,
         customers=len(summary), first_order_at=orders["ordered_at"].min().to_pydatetime().replace(tzinfo=dt.timezone.utc),

@@ -10,14 +10,16 @@ range join over it, so training windows cost one query, not one per window.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.datatypes as dt_
 
+from spillover.engine import drop_table, temp_name
 from spillover.profiles.attribution import EVENTS, customers_of, order_lines
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ __all__ = [
     "feature_columns",
     "features_at",
     "outcomes_at",
+    "stored_activity",
 ]
 
 SECONDS_PER_DAY = 86_400
@@ -237,6 +240,19 @@ def data_span_days(activity: ibis.Table) -> int:
     """Days from the first active day (a session or an order) to ``end``; 0 when there is none."""
     oldest = activity.filter(activity.active == 1).days_back.max().to_pyarrow().as_py()
     return 0 if oldest is None else int(oldest) + 1
+
+
+@contextlib.contextmanager
+def stored_activity(
+    con: BaseBackend, *, end: dt.datetime, event_families: Mapping[str, Sequence[str]]
+) -> Iterator[ibis.Table]:
+    """:func:`activity_by_day` written once to a temporary table (read by several queries), dropped after."""
+    name = temp_name("activity")
+    try:
+        con.create_table(name, activity_by_day(con, end=end, event_families=event_families))
+        yield con.table(name)
+    finally:
+        drop_table(con, name)
 
 
 def customer_features(

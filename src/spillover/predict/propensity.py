@@ -28,11 +28,11 @@ from threadpoolctl import threadpool_limits
 from spillover.errors import SpilloverIneligibleError
 from spillover.predict.evaluation import classification_metrics, regression_metrics
 from spillover.predict.features import (
-    activity_by_day,
     data_span_days,
     feature_columns,
     features_at,
     outcomes_at,
+    stored_activity,
 )
 
 if TYPE_CHECKING:
@@ -211,8 +211,15 @@ def load_history(
     activity: Any = None,
 ) -> History:
     """Pull features (customers active within ``max_lookback_days`` of each cutoff) and outcomes
-    into pandas: one query for the features of every cutoff, one per horizon for the outcomes."""
-    activity = activity if activity is not None else activity_by_day(con, end=end, event_families=event_families)
+    into pandas: one query for the features of every cutoff, one per horizon for the outcomes.
+
+    ``activity`` is :func:`~spillover.predict.features.activity_by_day` for ``end`` when the caller
+    already has it; otherwise it is computed once into a temporary table.
+    """
+    if activity is None:
+        with stored_activity(con, end=end, event_families=event_families) as stored:
+            return load_history(con, end=end, event_families=event_families, cutoffs=cutoffs, horizons=horizons,
+                                max_lookback_days=max_lookback_days, activity=stored)
     families = list(event_families)
     cutoffs = sorted(set(cutoffs))
     features = features_at(activity, cutoffs, families)
