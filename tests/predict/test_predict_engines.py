@@ -1,5 +1,5 @@
-"""The predict stage's table-building part on each engine: features, outcomes and mart_predictions
-from a copy of the synthetic warehouse's inputs match the DuckDB original."""
+"""The predict stage's table-building part on Spark: features, outcomes and mart_predictions from a
+copy of the synthetic warehouse's inputs match the DuckDB original (which the other tests check)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from spillover.engine import connect, write_table
 from spillover.predict.build import score_models
 from spillover.predict.features import activity_by_day, end_instant, features_at, outcomes_at, stored_activity
 from spillover.profiles.build import as_of_instant
+from tests.conftest import drop_all
 
 INPUTS = {
     "stg_ga4__events": "event_key, event_name, session_key, event_timestamp, user_id, client_key, transaction_id",
@@ -23,9 +24,14 @@ INPUTS = {
 CUTOFFS = [0, 7, 35]
 
 
+pytestmark = pytest.mark.spark
+
+
 @pytest.fixture(scope="module")
-def copied(engine, predict_warehouse, tmp_path_factory):
-    """The predict inputs on ``engine``, and a project folder holding the trained models."""
+def copied(spark_backend, predict_warehouse, tmp_path_factory):
+    """The predict inputs on Spark, and a project folder holding the trained models."""
+    engine = spark_backend
+    drop_all(engine)
     source = duckdb.connect(predict_warehouse["database"], read_only=True)
     for table, columns in INPUTS.items():
         write_table(engine, table, source.sql(f"select {columns} from {table}").fetch_arrow_table())
@@ -33,7 +39,8 @@ def copied(engine, predict_warehouse, tmp_path_factory):
     project = tmp_path_factory.mktemp("engine_project")
     shutil.copytree(predict_warehouse["directory"] / "models", project / "models")
     shutil.copy(predict_warehouse["directory"] / "spillover.toml", project / "spillover.toml")
-    return engine, project
+    yield engine, project
+    drop_all(engine)
 
 
 def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -193,3 +193,13 @@ def test_cli_trains_records_and_refuses(warehouse_copy, capsys):
     scored = _invoke(warehouse_copy, "predict", "score", "--json")
     assert scored.exit_code == 0, scored.output
     assert set(json.loads(scored.output)["rows"]) == SCORES - {"churn_probability"}
+
+
+def test_demo_summary_reports_the_models_and_the_top_customers(predict_warehouse):
+    predictions = predict_warehouse["predictions"]
+    assert set(predictions["models"]) == {"purchase_probability", "churn_probability", "predicted_revenue", "clv"}
+    purchase = predictions["models"]["purchase_probability"]
+    assert purchase["status"] == "trained" and purchase["roc_auc"] > 0.7
+    assert predictions["models"]["clv"]["actual_purchases"] > 0
+    top = predictions["top_customers"]
+    assert len(top) == 5 and [row["clv"] for row in top] == sorted((row["clv"] for row in top), reverse=True)
