@@ -89,3 +89,17 @@ def test_data_model_documents_every_table_and_column(demo):
         elif column not in words:
             missing.append(f"{table}.{column}")
     assert sorted(set(missing)) == []
+
+
+def test_a_small_demo_refuses_thin_models_and_says_why(demo):
+    summary, con, _ = demo
+    rows = con.execute("select model, status, message, version from ops_models").fetchall()
+    assert sorted(row[0] for row in rows) == ["churn_probability", "clv", "predicted_revenue", "purchase_probability"]
+    scored = {row[0] for row in con.execute("select distinct model from mart_predictions").fetchall()}
+    for model, status, message, version in rows:
+        assert status in ("trained", "ineligible")
+        if status == "ineligible":  # 300 customers over 40 days: too thin for the default thresholds
+            assert message.startswith(f"{model}: ") and "spillover.toml" in message and version is None
+            assert model not in scored
+    assert summary["predictions"]["models"].keys() == {row[0] for row in rows}
+    assert con.execute("select count(*) from ops_runs where stage = 'predict'").fetchone()[0] == 1

@@ -45,6 +45,12 @@ clv_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(clv_app, name="clv")
+predict_app = typer.Typer(
+    help="Purchase and churn probabilities, predicted revenue and lifetime value, trained on the warehouse.\n\n"
+    "Example: spillover predict train --json && spillover predict score",
+    no_args_is_help=True,
+)
+app.add_typer(predict_app, name="predict")
 
 _state: dict[str, Any] = {"debug": False}
 
@@ -507,6 +513,117 @@ def clv_fit(
 
 
 # --------------------------------------------------------------------------------------------------
+# predict
+
+
+def _metric(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+@predict_app.command("train")
+def predict_train(
+    model: Optional[list[str]] = typer.Option(
+        None, "--model", metavar="MODEL",
+        help="Train only these (repeatable): purchase_probability, churn_probability, predicted_revenue, clv.",
+    ),
+    db: Optional[str] = _db_option(),
+    as_json: bool = _json_option(),
+) -> None:
+    """Train the models on the warehouse, judge them out of time, and record them in ops_models.
+
+    Propensity models learn from weekly cutoffs in the past and are evaluated on the latest window
+    (ROC-AUC, PR-AUC, top-decile lift, Brier score, reliability); CLV (BG/NBD + Gamma-Gamma) is
+    checked on a holdout period (mart_clv__holdout). Fitted models go to models/ beside
+    spillover.toml. A model with too few positive or negative examples is refused, not fitted: its
+    ops_models row says why; with --model naming it, the command exits with 2.
+
+    Example: spillover predict train --json
+    """
+    from spillover.errors import SpilloverIneligibleError
+    from spillover.predict.build import train_models
+
+    config = _config()
+    con = _connect(db, config)
+    with _progress(not as_json) as progress:
+        training = train_models(con, config, models=tuple(model) if model else None, progress=progress)
+    rows = training.summary()
+    if as_json:
+        _print_json({"as_of": training.as_of.isoformat(), "models": rows, "clv_holdout": training.holdout})
+    else:
+        _show_training(rows, training.holdout)
+    refused = [row for row in rows if row["status"] != "trained"]
+    if model and refused:
+        raise SpilloverIneligibleError(refused[0]["message"])
+
+
+def _show_training(rows: list[dict[str, Any]], holdout: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    console = _console()
+    table = Table("model", "version", "evaluated on", "customers", "positives", "ROC-AUC", "PR-AUC",
+                  "top-decile lift", "Brier", title="models (out-of-time metrics)")
+    for row in rows:
+        if row["status"] != "trained":
+            table.add_row(row["model"], "-", "refused", "", "", "", "", "", "")
+            continue
+        m = row["metrics"]
+        window = f"{row['evaluation_window_start'][:10]} to {row['evaluation_window_end'][:10]}"
+        if row["model"] == "clv":
+            check = m["holdout"]
+            table.add_row("clv", str(row["version"]), window, f"{check['customers']:,}",
+                          f"{check['actual_purchases']:,.0f} purchases", "", "", "",
+                          f"predicted {check['predicted_purchases']:,.0f}")
+        elif row["model"] == "predicted_revenue":
+            table.add_row(row["model"], str(row["version"]), window, f"{m['customers']:,}", f"{m['buyers']:,}",
+                          _metric(m["buyer_roc_auc"]), "", _metric(m["top_decile_lift"], 2),
+                          f"total {_metric(m['total_ratio'], 2)}x")
+        else:
+            table.add_row(row["model"], str(row["version"]), window, f"{m['customers']:,}", f"{m['positives']:,}",
+                          _metric(m["roc_auc"]), _metric(m["pr_auc"]), _metric(m["top_decile_lift"], 2),
+                          _metric(m["brier"]))
+    console.print(table)
+    for row in rows:
+        if row["status"] != "trained":
+            _console(stderr=True).print(f"[yellow]refused[/] {row['message']}")
+    if holdout:
+        check = Table("calibration frequency", "customers", "actual", "predicted", title="CLV holdout: repeat purchases")
+        for line in holdout:
+            check.add_row(line["frequency_label"], f"{line['customers']:,}", f"{line['actual_purchases']:,.0f}",
+                          f"{line['predicted_purchases']:,.1f}")
+        console.print(check)
+
+
+@predict_app.command("score")
+def predict_score(
+    db: Optional[str] = _db_option(),
+    as_json: bool = _json_option(),
+) -> None:
+    """Score today's customers with the trained models and replace mart_predictions.
+
+    One row per customer and score: purchase_probability and predicted_revenue for customers active
+    in the last 28 days, churn_probability for those active in the last 7, clv and p_alive for every
+    customer with an order. Train first (spillover predict train or spillover build).
+
+    Example: spillover predict score --json
+    """
+    from spillover.predict.build import score_models
+
+    config = _config()
+    con = _connect(db, config)
+    with _progress(not as_json) as progress:
+        counts = score_models(con, config, progress=progress)
+    if as_json:
+        _print_json({"table": "mart_predictions", "rows": counts})
+        return
+    from rich.table import Table
+
+    table = Table("score", "customers", title="mart_predictions")
+    for name, rows in counts.items():
+        table.add_row(name, f"{rows:,}")
+    _console().print(table)
+
+
+# --------------------------------------------------------------------------------------------------
 # synthetic data
 
 
@@ -584,9 +701,45 @@ def demo(
             f"{adoptions['matched']:,} of {adoptions['true_adopters']:,} true device adoptions found with the right "
             f"product and date (precision {adoptions['precision']:.3f})"
         )
+    _show_predictions(summary.get("predictions") or {})
     seconds = summary["seconds"]
     console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))
     console.print(f"next: cd {summary['directory']} && spillover sql \"select * from stg_ga4__events limit 5\"")
+
+
+def _show_predictions(predictions: dict[str, Any]) -> None:
+    if not predictions:
+        return
+    console = _console()
+    for name, model in predictions["models"].items():
+        if model["status"] != "trained":
+            console.print(f"predictions: {name} refused: {model['message']}")
+        elif name == "clv":
+            console.print(
+                f"predictions: clv holdout ({model['holdout_days']} days, {model['customers']:,} customers): "
+                f"{model['actual_purchases']:,.0f} repeat purchases, {model['predicted_purchases']:,.0f} predicted"
+            )
+        elif name == "predicted_revenue":
+            console.print(
+                f"predictions: {name} out of time: {model['customers']:,} customers, buyers ROC-AUC "
+                f"{_metric(model['buyer_roc_auc'])}, rank correlation {_metric(model['spearman'])}, top-decile lift "
+                f"{_metric(model['top_decile_lift'], 2)}, predicted/actual total {_metric(model['total_ratio'], 2)}"
+            )
+        else:
+            console.print(
+                f"predictions: {name} out of time: {model['customers']:,} customers, ROC-AUC {_metric(model['roc_auc'])}, "
+                f"PR-AUC {_metric(model['pr_auc'])}, top-decile lift {_metric(model['top_decile_lift'], 2)}, "
+                f"Brier {_metric(model['brier'])}"
+            )
+    if predictions["top_customers"]:
+        from rich.table import Table
+
+        names = [n for n in ("clv", "p_alive", "purchase_probability", "churn_probability", "predicted_revenue")
+                 if any(n in row for row in predictions["top_customers"])]
+        table = Table("customer_key", *names, title="top customers by predicted lifetime value (12-month margin)")
+        for row in predictions["top_customers"]:
+            table.add_row(row["customer_key"][:12], *(_metric(row.get(n), 2) for n in names))
+        console.print(table)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -140,6 +140,42 @@ class ProfilesSettings(_Frozen):
         return value
 
 
+class PredictSettings(_Frozen):
+    """How propensity and lifetime-value models are trained and scored (the ``[predict]`` section).
+
+    The defaults are GA4's predictive metrics: purchase probability of customers active in the last
+    28 days over the next 7, churn probability of customers active in the last 7 over the next 7, and
+    revenue over the next 28 days. Windows are whole 24-hour days counted back from the latest event
+    or order in the warehouse.
+    """
+
+    purchase_lookback_days: int = Field(28, ge=1, description="purchase_probability: active in this many days before the cutoff")
+    purchase_horizon_days: int = Field(7, ge=1, description="purchase_probability: purchase within this many days after it")
+    churn_lookback_days: int = Field(7, ge=1, description="churn_probability: active in this many days before the cutoff")
+    churn_horizon_days: int = Field(7, ge=1, description="churn_probability: not active in this many days after it")
+    revenue_lookback_days: int = Field(28, ge=1, description="predicted_revenue: active in this many days before the cutoff")
+    revenue_horizon_days: int = Field(28, ge=1, description="predicted_revenue: revenue within this many days after it")
+    training_windows: int = Field(4, ge=1, description="training cutoffs stacked per model, one every window_step_days")
+    window_step_days: int = Field(7, ge=1, description="days between consecutive training cutoffs")
+    evaluation_windows: int = Field(
+        1, ge=1, description="out-of-time backtests pooled in the metrics, one every window_step_days back"
+    )
+    min_history_days: int = Field(14, ge=0, description="days of data a training cutoff needs before it")
+    min_positives: int = Field(
+        200, ge=1, description="fewest positive training examples (customer x cutoff) a model may be trained on"
+    )
+    min_negatives: int = Field(200, ge=1, description="fewest negative training examples")
+    min_evaluation_positives: int = Field(
+        25, ge=1, description="fewest positives (and negatives) in the out-of-time evaluation window"
+    )
+    clv_horizon_months: int = Field(12, ge=1, description="months of future contribution margin in clv")
+    clv_discount_rate: float = Field(0.01, gt=-1, lt=1, description="monthly discount rate of clv")
+    clv_holdout_days: int = Field(
+        90, ge=1, description="days held out to check the CLV model (at most a third of the data's span)"
+    )
+    models_dir: str = Field("models", description="folder (relative to spillover.toml) for trained model files")
+
+
 class ColumnsConfig(_Frozen):
     """Maps spillover's column names (keys) to the user's column names (values), per source."""
 
@@ -159,6 +195,7 @@ class Config(_Frozen):
     columns: ColumnsConfig = ColumnsConfig()
     identity: IdentitySettings = IdentitySettings()
     profiles: ProfilesSettings = ProfilesSettings()
+    predict: PredictSettings = PredictSettings()
     project_dir: Path = Field(Path("."), exclude=True)
 
     @field_validator("db")
@@ -248,6 +285,20 @@ max_timestamp_skew_hours = 14.0
 # purchase = ["purchase"]
 # device_use = ["voice_timer", "voice_weather", "voice_music", "ebook_open", "video_play"]
 # device_shop = ["voice_shop"]
+
+[predict]
+# GA4's predictive metrics (see docs/methods.md); windows are days counted back from the latest data
+# purchase_lookback_days = 28   # purchase_probability: customers active in the last 28 days ...
+# purchase_horizon_days = 7     # ... purchase in the next 7
+# churn_lookback_days = 7       # churn_probability: active in the last 7 days, not active in the next 7
+# churn_horizon_days = 7
+# revenue_lookback_days = 28    # predicted_revenue: revenue in the next 28 days
+# revenue_horizon_days = 28
+# training_windows = 4          # weekly training cutoffs stacked per model
+# min_positives = 200           # refuse to train below this many positive (and negative) examples
+# min_negatives = 200
+# clv_horizon_months = 12
+# models_dir = "models"
 
 # Map spillover's column names (left) to yours (right) when your files name them differently, e.g.
 # [columns.crm]

@@ -86,6 +86,12 @@ def run_demo(
             "adoptions": adoption_scores(con, data_dir / "truth", project_key(config)),
         }
 
+    predictions: dict[str, object] = {}
+    if "predict" in stages_run:
+        from spillover.predict.summary import prediction_summary
+
+        predictions = prediction_summary(con)
+
     return {
         "directory": str(directory),
         "db": url,
@@ -97,6 +103,7 @@ def run_demo(
         "stages": [run["stage"] for run in runs],
         "identity": identity,
         "profiles": profiles,
+        "predictions": predictions,
         "tables": table_counts(con),
         "seconds": {k: round(v, 1) for k, v in timings.items()},
     }

@@ -11,6 +11,7 @@ __all__ = [
     "SpilloverError",
     "SpilloverInputError",
     "SpilloverConfigError",
+    "SpilloverIneligibleError",
     "SpilloverEngineError",
     "SpilloverStageError",
     "SpilloverQueryError",
@@ -31,6 +32,10 @@ class SpilloverInputError(ValueError, SpilloverError):
 
 class SpilloverConfigError(SpilloverInputError):
     """``spillover.toml`` or the project key is missing, unreadable or invalid."""
+
+
+class SpilloverIneligibleError(SpilloverInputError):
+    """The data is too thin to train a model honestly (too few positives, negatives or days of history)."""
 
 
 class SpilloverQueryError(SpilloverInputError):

@@ -48,8 +48,16 @@ def _profiles(con: BaseBackend, config: Config, progress: Progress) -> dict[str,
     return build_profiles(con, config, progress)
 
 
+def _predict(con: BaseBackend, config: Config, progress: Progress) -> dict[str, int]:
+    from spillover.predict.build import build_predictions
+
+    return build_predictions(con, config, progress)
+
+
 #: Stage name -> function, in run order.
-STAGES: dict[str, StageFn] = {"stage": _stage_ga4, "identity": _identity, "profiles": _profiles}
+STAGES: dict[str, StageFn] = {
+    "stage": _stage_ga4, "identity": _identity, "profiles": _profiles, "predict": _predict,
+}
 
 
 def config_hash(config: Config) -> str:

@@ -218,3 +218,29 @@ def test_prediction_errors(fitted):
         spend.customer_lifetime_value(purchase, [1], [2], [5], [3.0], margin=2.0)
     with pytest.raises(SpilloverInputError, match="time_unit 'M' is not supported"):
         spend.customer_lifetime_value(purchase, [1], [2], [5], [3.0], time_unit="M")
+
+
+def test_expected_purchases_stay_finite_when_drop_out_does_not_vary():
+    """A fit on data without spread in the drop-out probability sends a and b to infinity together
+    (seen on 150 synthetic days: a = 3e4, b = 2.2e6); both hypergeometric forms overflow there and
+    the point-mass limit takes over. It is within 1/a of the full expression where that is finite."""
+    x = np.array([0.0, 1, 2, 5, 20, 100])
+    t_x = np.minimum(x * 5, 100.0)
+    T = np.full(6, 100.0)
+
+    def expected(a: float, b: float, horizon: float) -> np.ndarray:
+        model = BetaGeoModel()
+        model.params_ = {"r": 0.8, "alpha": 41.5, "a": a, "b": b}
+        return model.expected_purchases(horizon, x, t_x, T)
+
+    huge = expected(30_000.0, 2_200_000.0, 360.0)
+    assert np.all(np.isfinite(huge)) and np.all(np.diff(huge) > 0)
+    # about the same p = a / (a + b), ten times less concentrated: within a few 1/a
+    assert huge == pytest.approx(expected(3_000.0, 220_000.0, 360.0), rel=1e-3)
+    full = expected(1_000.0, 73_333.3, 30.0)
+    model = BetaGeoModel()
+    model.params_ = {"r": 0.8, "alpha": 41.5, "a": 1_000.0, "b": 73_333.3}
+    p = 1_000.0 / (1_000.0 + 73_333.3 + x)
+    limit = (1_000.0 + 73_333.3 + x - 1) / 999.0 * (1 - ((41.5 + T) / (41.5 + T + p * 30.0)) ** (0.8 + x))
+    limit *= model.probability_alive(x, t_x, T)
+    assert np.all(np.isfinite(full)) and limit == pytest.approx(full, rel=1 / 1_000)

@@ -265,10 +265,20 @@ class BetaGeoModel(BaseEstimator):
         # parameters no longer grow with x (the #NUM! problem of Fader & Hardie's 2013 note).
         r, alpha, a, b = self._params()
         log_one_minus_z = np.log(alpha + age) - np.log(alpha + age + t)
-        tail = np.exp((a - 1) * log_one_minus_z) * _hypergeometric(
-            a + b - 1 - r, a - 1, a + b + x - 1, t / (alpha + age + t)
-        )
-        expected = (a + b + x - 1) / (a - 1) * (1 - tail)
+        with np.errstate(over="ignore", invalid="ignore"):
+            tail = np.exp((a - 1) * log_one_minus_z) * _hypergeometric(
+                a + b - 1 - r, a - 1, a + b + x - 1, t / (alpha + age + t)
+            )
+            expected = (a + b + x - 1) / (a - 1) * (1 - tail)
+        failed = ~np.isfinite(expected)
+        if failed.any():
+            # Both powers still overflow when a and b are huge: the fit ran to the edge because the
+            # data show no spread in the drop-out probability p, so Beta(a, b + x) is all but a point
+            # mass at p = a / (a + b + x). Then E[Y(t)] = E[1/p] (1 - ((alpha+T)/(alpha+T+p t))^(r+x)),
+            # exact in the limit and within 1/a of the full expression (0.1% at a = 1,000).
+            p = a / (a + b + x[failed])
+            ratio = (alpha + age[failed]) / (alpha + age[failed] + p * t[failed])
+            expected[failed] = (a + b + x[failed] - 1) / (a - 1) * -np.expm1((r + x[failed]) * np.log(ratio))
         return expected * expit(-self._log_odds_dead(x, t_x, age))
 
 
@@ -287,7 +297,7 @@ def _hypergeometric(A: float, B: float, C: np.ndarray, z: np.ndarray, max_terms:
         for k in range(max_terms):
             term = term * (A + k) * (B + k) / ((c + k) * (k + 1)) * zz
             total = total + term
-            if np.all(np.abs(term) <= 1e-16 * np.abs(total)):
+            if np.all(np.abs(term) <= 1e-16 * np.abs(total)) or not np.isfinite(total).any():
                 break
         values[failed] = total
     return values
