@@ -184,7 +184,7 @@ def test_the_design_frame_is_numeric_and_aligned(warehouse, designs):
                    "tenure_days", "member", "owns_g001", "owns_g003", "tier_gold", "index_month_1"):
         assert column in frame.X.columns, column
     assert "owns_g002" not in frame.X.columns and "outcome" not in frame.X.columns
-    assert list(frame.X_placebo.columns) == list(frame.X.columns) or set(frame.X_placebo.columns) <= set(frame.X.columns)
+    assert set(frame.X_placebo.columns) <= set(frame.X.columns)
     # Placebo covariates end before the placebo window: they hold less history.
     assert (frame.X_placebo.pre_days_observed <= frame.X.pre_days_observed).all()
     assert (frame.X_placebo.pre_days_observed == np.maximum(0, np.minimum(
@@ -222,11 +222,10 @@ def test_the_panel_is_balanced_over_complete_months(warehouse):
     facts, lines = warehouse["facts"], warehouse["lines"]
     panel = monthly_panel(facts, _spec("G002")).to_pandas()
     assert facts.calendar.complete_months() == [648, 649]  # January and February 2024
-    assert (panel.groupby("customer_key").period.apply(list) == pd.Series([[1, 2]] * panel.customer_key.nunique())
-            .set_axis(sorted(panel.customer_key.unique()))).all()
+    assert panel.groupby("customer_key").period.apply(tuple).map(lambda periods: periods == (1, 2)).all()
     assert set(panel.customer_key) == set(lines.customer_key)
-    in_months = lines[(lines.day >= day_number(date_of(facts.calendar.first_day))) & (lines.day < day_number(pd.Timestamp("2024-03-01").date()))]
-    in_months = in_months[in_months.product_id != "G002"]
+    march = day_number(pd.Timestamp("2024-03-01").date())
+    in_months = lines[(lines.day >= facts.calendar.first_day) & (lines.day < march) & (lines.product_id != "G002")]
     assert panel.downstream_margin.sum() == in_months.margin.sum()
     adoptions = facts.adoptions.to_pandas().query("product_id == 'G002'").set_index("customer_key").adopted_day
     expected = panel.customer_key.map(lambda c: 0 if c not in adoptions.index else date_of(adoptions[c]).month)

@@ -21,8 +21,8 @@ _PROBE_SECONDS = 6 * 3600
 
 
 def _offset(zone: ZoneInfo, seconds: int) -> int:
-    moment = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).astimezone(zone)
-    return int(moment.utcoffset().total_seconds())
+    offset = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).astimezone(zone).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
 
 
 def utc_offsets(timezone: str, start: dt.datetime, end: dt.datetime) -> tuple[tuple[int, int], ...]:

@@ -65,7 +65,9 @@ def daily_activity(facts: Facts, spec: CohortSpec) -> ibis.Table:
 
 def _daily_engagement(facts: Facts, event_families: Mapping[str, Sequence[str]]) -> tuple[ibis.Table, ibis.Table]:
     events = facts.events
-    per_family = {f"{family}_events": events.event_name.isin(list(names)).sum() for family, names in event_families.items()}
+    per_family = {
+        f"{family}_events": events.event_name.isin(list(names)).sum() for family, names in event_families.items()
+    }
     daily_events = events.group_by("customer_key", "day").aggregate(events=events.count(), **per_family)
     sessions = facts.sessions
     daily_sessions = sessions.group_by("customer_key", "day").aggregate(
@@ -74,7 +76,9 @@ def _daily_engagement(facts: Facts, event_families: Mapping[str, Sequence[str]])
     return daily_events, daily_sessions
 
 
-def _window_sums(keys: ibis.Table, daily: ibis.Table, columns: Sequence[str], start_back: int, end_back: int) -> ibis.Table:
+def _window_sums(
+    keys: ibis.Table, daily: ibis.Table, columns: Sequence[str], start_back: int, end_back: int
+) -> ibis.Table:
     """Sums of ``columns`` over each key's days ``[index − start_back, index − end_back]``, plus the
     number of such days and the latest of them."""
     joined = keys.join(
@@ -112,9 +116,10 @@ def pre_period_covariates(
 
     others = [p for p in facts.gateway_products if p != spec.product_id]
     adoptions = facts.adoptions
-    owned = adoptions.group_by("customer_key").aggregate(
-        **{f"adopted_day__{column_suffix(p)}": adoptions.adopted_day.min(where=adoptions.product_id == p) for p in others}
-    ) if others else None
+    first_adoption = {
+        f"adopted_day__{column_suffix(p)}": adoptions.adopted_day.min(where=adoptions.product_id == p) for p in others
+    }
+    owned = adoptions.group_by("customer_key").aggregate(**first_adoption) if others else None
     days = facts.calendar.days().select(index_day="day", index_month="month_of_year")
 
     t = (

@@ -66,7 +66,9 @@ def horizon_loading(horizon_days: float, life_months: int, monthly_persistence: 
                 after = after_end - after_start
             elif monthly_persistence > 0.0:
                 decay = -math.log(monthly_persistence) / DAYS_PER_MONTH  # per day
-                after = (math.exp(-decay * (after_start - horizon_days)) - math.exp(-decay * (after_end - horizon_days))) / decay
+                after = (
+                    math.exp(-decay * (after_start - horizon_days)) - math.exp(-decay * (after_end - horizon_days))
+                ) / decay
         loading[month - 1] = rate * (inside + after)
     return loading
 
@@ -123,7 +125,8 @@ class EffectCurve:
         measured = len(effects)
         if measured == 0 or covariance.shape != (measured, measured):
             raise SpilloverInputError(
-                f"effect curve: {measured} monthly effects need a {measured}×{measured} covariance, got {covariance.shape}"
+                f"effect curve: {measured} monthly effects need a {measured}×{measured} covariance, "
+                f"got {covariance.shape}"
             )
         _check_persistence(monthly_persistence)
         transform = np.zeros((life_months, measured))
@@ -170,7 +173,9 @@ class UnitEconomics:
         return asdict(self)
 
 
-def payback_month(hardware_margin: float, monthly_net: np.ndarray, discount: np.ndarray) -> tuple[int | None, np.ndarray]:
+def payback_month(
+    hardware_margin: float, monthly_net: np.ndarray, discount: np.ndarray
+) -> tuple[int | None, np.ndarray]:
     """The first month by whose end the discounted cumulative value is no longer negative (0 when
     the hardware margin alone is not), None when that never happens within the life; and the
     cumulative value month by month."""

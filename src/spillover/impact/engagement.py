@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 MONTH_DAYS = 30
 
 
-def _product_mix(facts: Facts, product_id: str, free: Sequence[str], monetisable: Sequence[str]) -> ibis.Table | None:
+def _product_mix(facts: Facts, product_id: str, free: Sequence[str], monetisable: Sequence[str]) -> ibis.Table:
     last_day = facts.calendar.last_day
     months = (last_day - facts.calendar.first_day) // MONTH_DAYS + 1
     events = facts.events
@@ -77,7 +77,6 @@ def engagement_mix(facts: Facts, device_events: Mapping[str, Mapping[str, Sequen
         for product_id, kinds in sorted(device_events.items())
         if product_id in facts.gateway_products
     ]
-    parts = [part for part in parts if part is not None]
     if not parts:
         return None
     return ibis.union(*parts).order_by("product_id", "months_since_adoption")

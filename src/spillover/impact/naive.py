@@ -64,7 +64,7 @@ def _mean_se(n: int, total: float, squares: float) -> tuple[float | None, float 
     return mean, math.sqrt(variance / n)
 
 
-def _as_float(value: object) -> float:
+def _as_float(value: float | int | None) -> float:
     return 0.0 if value is None else float(value)
 
 
@@ -134,11 +134,13 @@ def naive_figures(
     n_paired = int(s["n_paired"])
     change, change_se = _mean_se(n_paired, s["sum_change"], s["sum_change2"])
 
-    gap = gap_se = None
-    if n and s["sum_w"] > 0:
+    gap: float | None = None
+    gap_se: float | None = None
+    if post is not None and s["sum_w"] > 0:
         control_mean = s["sum_wy"] / s["sum_w"]
         # Variance of a weighted (ratio) mean, linearised.
-        control_var = (s["sum_w2y2"] - 2 * control_mean * s["sum_w2y"] + control_mean**2 * s["sum_w2"]) / s["sum_w"] ** 2
+        spread = s["sum_w2y2"] - 2 * control_mean * s["sum_w2y"] + control_mean**2 * s["sum_w2"]
+        control_var = spread / s["sum_w"] ** 2
         gap = post - control_mean
         gap_se = math.sqrt(post_se**2 + max(control_var, 0.0)) if post_se is not None else None
 
