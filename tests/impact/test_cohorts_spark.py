@@ -32,18 +32,27 @@ FAMILIES = Config().profiles.event_families
 
 
 def _results(con, timezone: str) -> dict[str, object]:
-    facts = load_facts(con, timezone)
-    design = cohort(facts, SPEC, event_families=FAMILIES).to_pandas()
+    facts = load_facts(con, timezone).cached()
+    try:
+        return _computed(facts)
+    finally:
+        facts.release()
+
+
+def _computed(facts) -> dict[str, object]:
+    with cohort(facts, SPEC, event_families=FAMILIES).cache() as table:
+        design = table.to_pandas()
+        naive = naive_figures(facts, SPEC, event_families=FAMILIES, design=table).to_dict()
     design["index_date"] = pd.to_datetime(design.index_date).dt.date
     panel = monthly_panel(facts, SPEC).to_pandas()
     panel["month_start"] = pd.to_datetime(panel.month_start).dt.date
+    mix = engagement_mix(facts, ImpactSettings().device_events).to_pandas()
     return {
         "calendar": facts.calendar,
         "design": design.sort_values(["index_day", "customer_key"]).reset_index(drop=True),
         "panel": panel.sort_values(["customer_key", "period"]).reset_index(drop=True),
-        "naive": naive_figures(facts, SPEC, event_families=FAMILIES).to_dict(),
-        "mix": engagement_mix(facts, ImpactSettings().device_events).to_pandas()
-        .sort_values(["product_id", "months_since_adoption"]).reset_index(drop=True),
+        "naive": naive,
+        "mix": mix.sort_values(["product_id", "months_since_adoption"]).reset_index(drop=True),
     }
 
 

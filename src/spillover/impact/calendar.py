@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import ibis
-import pandas as pd
 
 SECONDS_PER_DAY = 86_400
 EPOCH = dt.date(1970, 1, 1)
@@ -94,33 +93,43 @@ class Calendar:
             )
         return ((seconds + offset) / SECONDS_PER_DAY).floor().cast("int64")
 
-    def days(self) -> ibis.Table:
-        """One row per local day of the data: ``day``, ``date``, ``month`` (months since 1970-01),
-        ``month_of_year`` (1–12) and ``weekday`` (Monday 0)."""
-        numbers = range(self.first_day, self.last_day + 1)
-        dates = [date_of(n) for n in numbers]
-        frame = pd.DataFrame({
-            "day": pd.Series(list(numbers), dtype="int64"),
-            "date": dates,
-            "month": pd.Series([(d.year - 1970) * 12 + d.month - 1 for d in dates], dtype="int64"),
-            "month_of_year": pd.Series([d.month for d in dates], dtype="int64"),
-            "weekday": pd.Series([d.weekday() for d in dates], dtype="int64"),
-        })
-        return ibis.memtable(frame, schema={
-            "day": "int64", "date": "date", "month": "int64", "month_of_year": "int64", "weekday": "int64"
-        })
+    @staticmethod
+    def civil(day: ibis.IntegerValue) -> tuple[ibis.IntegerValue, ibis.IntegerValue, ibis.IntegerValue]:
+        """``(year, month, day of month)`` of day number ``day``, in integer arithmetic (Hinnant's
+        ``civil_from_days``), so no engine's session time zone can shift it. Days on or after
+        0000-03-01."""
+        shifted = day + 719_468
+        era = shifted // 146_097
+        day_of_era = shifted - era * 146_097
+        year_of_era = (
+            day_of_era - day_of_era // 1_460 + day_of_era // 36_524 - day_of_era // 146_096
+        ) // 365
+        day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+        march_based = (5 * day_of_year + 2) // 153
+        day_of_month = day_of_year - (153 * march_based + 2) // 5 + 1
+        month = ibis.ifelse(march_based < 10, march_based + 3, march_based - 9)
+        year = year_of_era + era * 400 + ibis.ifelse(month <= 2, 1, 0)
+        return year.cast("int64"), month.cast("int64"), day_of_month.cast("int64")
+
+    @classmethod
+    def date(cls, day: ibis.IntegerValue) -> ibis.DateValue:
+        """The date of day number ``day``, in the engine."""
+        year, month, day_of_month = cls.civil(day)
+        return ibis.date(year, month, day_of_month)
+
+    @classmethod
+    def month(cls, day: ibis.IntegerValue) -> ibis.IntegerValue:
+        """Months since 1970-01 of day number ``day``, in the engine."""
+        year, month, _ = cls.civil(day)
+        return ((year - 1970) * 12 + month - 1).cast("int64")
 
     def complete_months(self) -> list[int]:
         """Months (since 1970-01) whose every day lies inside the data."""
         first, last = date_of(self.first_day), date_of(self.last_day)
         months = []
         month = (first.year - 1970) * 12 + first.month - 1
-        while True:
-            start = dt.date(1970 + month // 12, month % 12 + 1, 1)
-            following = dt.date(1970 + (month + 1) // 12, (month + 1) % 12 + 1, 1)
-            if start > last:
-                break
-            if start >= first and following - dt.timedelta(days=1) <= last:
+        while month_start(month) <= last:
+            if month_start(month) >= first and month_start(month + 1) - dt.timedelta(days=1) <= last:
                 months.append(month)
             month += 1
         return months

@@ -103,20 +103,25 @@ def index_rows(facts: Facts, spec: CohortSpec) -> ibis.Table:
     rows = candidates.filter(complete & (treated | untreated_through_window)).select(
         "customer_key", "adopted_day", index_day=candidates.day, treated=treated
     )
-    adoption_days = rows.filter(rows.treated).select("index_day").distinct()
-    rows = rows.semi_join(adoption_days, "index_day")
     is_treated = rows.treated.cast("int64")
-    treated_that_day = is_treated.sum().over(group_by=rows.index_day)
-    controls_that_day = (1 - is_treated).sum().over(group_by=rows.index_day)
-    treated_total = is_treated.sum().over(ibis.window())
-    controls_total = (1 - is_treated).sum().over(ibis.window())
+    per_day = rows.group_by("index_day").aggregate(
+        treated_that_day=is_treated.sum(), controls_that_day=(1 - is_treated).sum()
+    )
+    per_day = per_day.filter(per_day.treated_that_day > 0)  # controls only on adopters' index days
+    totals = per_day.aggregate(
+        treated_total=per_day.treated_that_day.sum(), controls_total=per_day.controls_that_day.sum()
+    )
+    per_day = per_day.cross_join(totals)
+    rows = rows.join(per_day, "index_day")
     # Controls reweighted to the adopters' index days; control weights sum to the number of controls.
     weight = ibis.ifelse(
         rows.treated,
         1.0,
-        (treated_that_day / treated_total) / (controls_that_day / controls_total),
+        (rows.treated_that_day / rows.treated_total) / (rows.controls_that_day / rows.controls_total),
     )
-    return rows.mutate(calendar_weight=weight.cast("float64"))
+    return rows.select(
+        "customer_key", "adopted_day", "index_day", "treated", calendar_weight=weight.cast("float64")
+    )
 
 
 def window_margins(daily: ibis.Table, index: ibis.Table, spec: CohortSpec, first_day: int) -> ibis.Table:
@@ -156,12 +161,8 @@ def cohort(facts: Facts, spec: CohortSpec, *, event_families: Mapping[str, Seque
     daily = daily_activity(facts, spec)
     margins = window_margins(daily, index, spec, facts.calendar.first_day)
     covariates = pre_period_covariates(facts, index, daily, spec, event_families=event_families)
-    dates = facts.calendar.days().select(index_day="day", index_date="date")
-    joined = (
-        index.join(dates, "index_day")
-        .join(margins, ["customer_key", "index_day"])
-        .join(covariates, ["customer_key", "index_day"])
-    )
+    joined = index.join(margins, ["customer_key", "index_day"]).join(covariates, ["customer_key", "index_day"])
+    joined = joined.mutate(index_date=facts.calendar.date(joined.index_day)).relocate("index_date", after="index_day")
     return joined.order_by("index_day", "customer_key")
 
 

@@ -120,7 +120,6 @@ def pre_period_covariates(
         f"adopted_day__{column_suffix(p)}": adoptions.adopted_day.min(where=adoptions.product_id == p) for p in others
     }
     owned = adoptions.group_by("customer_key").aggregate(**first_adoption) if others else None
-    days = facts.calendar.days().select(index_day="day", index_month="month_of_year")
 
     t = (
         keys.left_join(money, KEYS).drop("customer_key_right", "index_day_right")
@@ -129,7 +128,6 @@ def pre_period_covariates(
         .left_join(sessions.rename(session_days="active_days", session_last_day="last_day"), KEYS)
         .drop("customer_key_right", "index_day_right")
         .left_join(facts.customers, "customer_key").drop("customer_key_right")
-        .left_join(days, "index_day").drop("index_day_right")
     )
     if owned is not None:
         t = t.left_join(owned, "customer_key").drop("customer_key_right")
@@ -159,5 +157,5 @@ def pre_period_covariates(
     for product in others:
         adopted = t[f"adopted_day__{column_suffix(product)}"]
         columns[f"owns_{column_suffix(product)}"] = (adopted < t.index_day).fill_null(False).cast("int64")
-    columns["index_month"] = t.index_month
+    columns["index_month"] = facts.calendar.civil(t.index_day)[1]
     return t.select(**columns)

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import ibis
-import pandas as pd
 
 if TYPE_CHECKING:
     from spillover.impact.facts import Facts
@@ -42,10 +41,9 @@ def _product_mix(facts: Facts, product_id: str, free: Sequence[str], monetisable
         free_events=is_free.cast("int64").sum(),
         monetisable_events=(~is_free).cast("int64").sum(),
     )
-    month_numbers = ibis.memtable(
-        pd.DataFrame({"months_since_adoption": pd.Series(range(months), dtype="int64")})
-    )
-    observed = owners.cross_join(month_numbers)
+    observed = owners.select(
+        "customer_key", "adopted_day", months_since_adoption=ibis.range(0, months)
+    ).unnest("months_since_adoption")
     observed = observed.filter(observed.adopted_day + (observed.months_since_adoption + 1) * MONTH_DAYS <= last_day)
     at_risk = observed.group_by("months_since_adoption").aggregate(owners=observed.count())
     mix = at_risk.left_join(counts, "months_since_adoption").drop("months_since_adoption_right")
@@ -54,7 +52,7 @@ def _product_mix(facts: Facts, product_id: str, free: Sequence[str], monetisable
     interactions_total = free_events + monetisable_events
     return mix.select(
         product_id=ibis.literal(product_id),
-        months_since_adoption=mix.months_since_adoption,
+        months_since_adoption=mix.months_since_adoption.cast("int64"),
         owners=mix.owners,
         owners_active=mix.owners_active.fill_null(0),
         free_events=free_events,

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import ibis
+from ibis.expr.types.relations import CachedTable
 
 from spillover.errors import SpilloverInputError
 from spillover.engine import table_exists
@@ -73,6 +74,22 @@ class Facts:
     customers: ibis.Table
     categories: tuple[str, ...]
     gateway_products: tuple[str, ...]
+
+    def cached(self) -> Facts:
+        """The same facts computed once into the engine's temporary tables (``Table.cache``), so
+        the several designs, figures and panels built on them do not recompute the attribution each
+        time. Call :meth:`release` before disconnecting."""
+        return replace(self, **{name: getattr(self, name).cache() for name in _TABLES})
+
+    def release(self) -> None:
+        """Drop the temporary tables of :meth:`cached` facts (a no-op for uncached ones)."""
+        for name in _TABLES:
+            table = getattr(self, name)
+            if isinstance(table, CachedTable):
+                table.release()
+
+
+_TABLES = ("lines", "adoptions", "events", "sessions", "customers")
 
 
 def load_facts(con: BaseBackend, timezone: str) -> Facts:

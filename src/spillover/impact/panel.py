@@ -14,10 +14,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import ibis
-import pandas as pd
 
 from spillover.errors import SpilloverInputError
-from spillover.impact.calendar import date_of, month_start
+from spillover.impact.calendar import date_of
 from spillover.impact.covariates import daily_activity
 from spillover.profiles.attribution import MONEY
 
@@ -32,36 +31,29 @@ def monthly_panel(facts: Facts, spec: CohortSpec) -> ibis.Table:
     months = facts.calendar.complete_months()
     if not months:
         raise SpilloverInputError(
-            f"impact panel: the data ({date_of(facts.calendar.first_day)} to {date_of(facts.calendar.last_day)}) "
-            "holds no complete calendar month; load at least one whole month"
+            f"impact panel: the data ({date_of(facts.calendar.first_day)} to "
+            f"{date_of(facts.calendar.last_day)}) holds no complete calendar month; load at least one whole month"
         )
-    first_month = months[0]
-    month_table = ibis.memtable(
-        pd.DataFrame({
-            "month": pd.Series(months, dtype="int64"),
-            "period": pd.Series([m - first_month + 1 for m in months], dtype="int64"),
-            "month_start": [month_start(m) for m in months],
-        }),
-        schema={"month": "int64", "period": "int64", "month_start": "date"},
-    )
-    days = facts.calendar.days().select("day", "month")
+    first_month, last_month = months[0], months[-1]  # complete months are consecutive
+    calendar = facts.calendar
     daily = daily_activity(facts, spec).select("customer_key", "day", "downstream_margin")
-    dated = daily.join(days, "day")
+    dated = daily.mutate(month=calendar.month(daily.day))
     monthly = dated.group_by("customer_key", "month").aggregate(margin=dated.downstream_margin.sum())
 
     adoptions = facts.adoptions.filter(facts.adoptions.product_id == spec.product_id)
-    adopted = adoptions.join(days, adoptions.adopted_day == days.day)
-    cohorts = adopted.select("customer_key", first_treated=(adopted.month - first_month + 1).cast("int64"))
+    cohorts = adoptions.select(
+        "customer_key", first_treated=(calendar.month(adoptions.adopted_day) - first_month + 1).cast("int64")
+    )
     already_treated = cohorts.filter(cohorts.first_treated <= 0).select("customer_key")
 
     customers = daily.select("customer_key").distinct().anti_join(already_treated, "customer_key")
-    grid = customers.cross_join(month_table)
+    grid = customers.select("customer_key", month=ibis.range(first_month, last_month + 1)).unnest("month")
     panel = grid.left_join(monthly, ["customer_key", "month"]).drop("customer_key_right", "month_right")
     panel = panel.left_join(cohorts, "customer_key").drop("customer_key_right")
     return panel.select(
         "customer_key",
-        "period",
-        "month_start",
+        period=(panel.month - first_month + 1).cast("int64"),
+        month_start=ibis.date(1970 + panel.month // 12, panel.month % 12 + 1, 1),
         downstream_margin=panel.margin.fill_null(0).cast(MONEY),
         first_treated=panel.first_treated.fill_null(0).cast("int64"),
     ).order_by("customer_key", "period")
