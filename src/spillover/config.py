@@ -176,6 +176,63 @@ class PredictSettings(_Frozen):
     models_dir: str = Field("models", description="folder (relative to spillover.toml) for trained model files")
 
 
+#: What each gateway product's owners do with it: GA4 events that are free use and that make money,
+#: counted on the product's own clients (those that sent one of its free events). The defaults suit
+#: the synthetic ecosystem: e-reader G001, smart speaker G002, streaming stick G003.
+DEFAULT_DEVICE_EVENTS = {
+    "G001": {"free": ("ebook_open",), "monetisable": ("purchase",)},
+    "G002": {"free": ("voice_timer", "voice_weather", "voice_music"), "monetisable": ("voice_shop",)},
+    "G003": {"free": ("video_play",), "monetisable": ("purchase",)},
+}
+
+
+class ImpactSettings(_Frozen):
+    """How downstream impact is designed and valued (the ``[impact]`` config section)."""
+
+    horizons_days: tuple[int, ...] = Field(
+        (90, 180, 365), description="outcome windows after the index day, in days"
+    )
+    pre_period_days: int = Field(365, ge=1, description="days before the index day that covariates describe")
+    exclude_products: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="gateway product_id = [product_ids] also left out of its downstream margin (accessories); "
+        "the product itself always is",
+    )
+    exclude_categories: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="gateway product_id = [categories] left out of its downstream margin"
+    )
+    device_events: dict[str, dict[str, tuple[str, ...]]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_DEVICE_EVENTS.items()},
+        description='gateway product_id = {free = [GA4 events], monetisable = [GA4 events]} for the engagement mix',
+    )
+    discount_rate: float = Field(0.10, ge=0, lt=1, description="annual discount rate for present values")
+    life_months: int = Field(24, ge=1, le=240, description="months an owner keeps the product")
+    monthly_persistence: float = Field(
+        0.9, ge=0, le=1, description="share of the monthly effect that remains each month after the measured horizon"
+    )
+    service_cost_per_month: dict[str, float] = Field(
+        default_factory=dict, description="gateway product_id = cost of serving one owner per month (free requests)"
+    )
+    confidence_level: float = Field(0.95, gt=0, lt=1, description="level of every confidence interval")
+
+    @field_validator("horizons_days")
+    @classmethod
+    def _positive_horizons(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(h < 1 for h in value):
+            raise ValueError(f"horizons_days {list(value)} must list at least one horizon of 1 day or more")
+        return tuple(sorted(set(value)))
+
+    @field_validator("device_events")
+    @classmethod
+    def _two_kinds(cls, value: dict[str, dict[str, tuple[str, ...]]]) -> dict[str, dict[str, tuple[str, ...]]]:
+        for product, kinds in value.items():
+            if set(kinds) != {"free", "monetisable"} or not kinds["free"]:
+                raise ValueError(
+                    f"device_events[{product!r}] must have 'free' (at least one event) and 'monetisable' lists"
+                )
+        return value
+
+
 class ColumnsConfig(_Frozen):
     """Maps spillover's column names (keys) to the user's column names (values), per source."""
 
@@ -196,6 +253,7 @@ class Config(_Frozen):
     identity: IdentitySettings = IdentitySettings()
     profiles: ProfilesSettings = ProfilesSettings()
     predict: PredictSettings = PredictSettings()
+    impact: ImpactSettings = ImpactSettings()
     project_dir: Path = Field(Path("."), exclude=True)
 
     @field_validator("db")

@@ -127,6 +127,7 @@ def attributed_events(con: BaseBackend, sessions: ibis.Table) -> ibis.Table:
         "event_key",
         "event_timestamp",
         "event_name",
+        "client_key",
         "session_key",
         "consent_analytics_storage",
         "consent_ads_storage",

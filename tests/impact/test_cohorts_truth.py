@@ -1,0 +1,125 @@
+"""The impact design against the synthetic truth at the truth's own horizons (90 and 180 days).
+
+A year of data is needed for those windows, so this module builds its own warehouse: 4,000 customers
+× 365 days, seed 0, with the orders, CRM and catalog loaded in full and GA4 for the first day only
+(loading a year of GA4 would take minutes and the checks here need orders, not browsing). Without
+GA4, guest orders that only a GA4 client identifies stay unattributed, so some adopters' outcomes
+miss an order; the window itself reproduces the truth to the cent.
+
+Measured at this size (USD per adopter, 90 days): smart speaker true ATT 0.60; all post-purchase
+margin 31.8; owners minus never-buyers 17.5; adopters minus calendar-weighted controls 4.41 (se 2.37).
+At 6,000 × 365 with GA4 in full the last is 9.17 (se 2.33) against a truth of 0.82.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from spillover.config import Config, init_project, load_config
+from spillover.engine import connect
+from spillover.impact.calendar import date_of
+from spillover.impact.cohorts import CohortSpec, cohort
+from spillover.impact.facts import load_facts
+from spillover.impact.naive import naive_figures
+from spillover.profiles.attribution import order_lines
+from tests.impact.truth import local_days, persons_of_customers
+
+pytestmark = pytest.mark.slow
+
+SIZE = {"customers": 4000, "days": 365, "seed": 0}
+HORIZONS = (90, 180)
+FAMILIES = Config().profiles.event_families
+PRODUCTS = {"ereader": "G001", "speaker": "G002", "stick": "G003"}
+
+
+@pytest.fixture(scope="module")
+def year(tmp_path_factory):
+    from spillover.demo import TABULAR_SOURCES
+    from spillover.ingest.ga4 import ingest_ga4
+    from spillover.ingest.tabular import ingest_source
+    from spillover.pipeline import run_pipeline
+    from spillover.synth import generate
+
+    directory = tmp_path_factory.mktemp("impact_year")
+    data = directory / "data"
+    summary = generate(data, **SIZE)
+    init_project(directory, db=f"duckdb:///{directory / 'warehouse.duckdb'}", timezone=summary["property_timezone"])
+    config = load_config(directory)
+    con = connect(config.db)
+    ingest_ga4(con, sorted((data / "ga4").glob("events_*.json"))[:1], config=config)
+    for source, relative in TABULAR_SOURCES:
+        ingest_source(con, source, data / relative, config=config)
+    run_pipeline(con, config)
+    facts = load_facts(con, config.ga4.property_timezone)
+    truth = data / "truth"
+    designs = {
+        (product, horizon): cohort(facts, CohortSpec(product, horizon), event_families=FAMILIES).cache()
+        for product in PRODUCTS.values() for horizon in HORIZONS
+    }
+    yield {
+        "con": con, "facts": facts, "truth": truth, "designs": designs,
+        "impact": json.loads((truth / "impact.json").read_text())["devices"],
+        "adopters": pd.read_csv(truth / "adopters.csv"),
+        "person_of": persons_of_customers(con, truth),
+        "timezone": config.ga4.property_timezone,
+    }
+    for design in designs.values():
+        design.release()
+    con.disconnect()
+
+
+def _treated(year, product: str, horizon: int) -> pd.DataFrame:
+    design = year["designs"][(product, horizon)]
+    treated = design.filter(design.treated).select("customer_key", "index_day", "outcome").to_pandas()
+    treated["person_id"] = treated.customer_key.map(year["person_of"])
+    return treated
+
+
+def test_adopters_are_the_truths_fully_observed_adopters(year):
+    for device, product in PRODUCTS.items():
+        for horizon in HORIZONS:
+            treated = _treated(year, product, horizon)
+            truth = year["adopters"]
+            truth = truth[(truth.device == device) & truth[f"fully_observed_{horizon}"]]
+            assert len(treated) == len(truth) == year["impact"][device]["att"][str(horizon)]["adopters_fully_observed"]
+            found = set(zip(treated.person_id, (date_of(d).isoformat() for d in treated.index_day)))
+            assert found == set(zip(truth.person_id, truth.adopted_on)), (device, horizon)
+
+
+def test_the_window_is_the_truths_to_the_cent_and_outcomes_mostly_are(year):
+    lines = order_lines(year["con"]).to_pandas()
+    lines["day"] = local_days(lines.ordered_at, year["timezone"])
+    causes = pd.read_csv(year["truth"] / "orders.csv").set_index("order_id").person_id
+    lines["person_id"] = lines.order_id.map(causes)
+    for device, product in PRODUCTS.items():
+        for horizon in HORIZONS:
+            treated = _treated(year, product, horizon)
+            truth = year["adopters"].query("device == @device").set_index("person_id")[f"margin_with_{horizon}"]
+            # Every line of the person (attributed or not) in (index, index + H], the device excluded.
+            window = lines[lines.product_id != product].merge(treated[["person_id", "index_day"]], on="person_id")
+            window = window[(window.day > window.index_day) & (window.day <= window.index_day + horizon)]
+            by_person = window.groupby("person_id").margin.sum().astype(float)
+            recomputed = treated.person_id.map(by_person).fillna(0.0)
+            assert (recomputed - treated.person_id.map(truth)).abs().max() < 0.005
+            # The design's outcome holds the attributed part: exact for most adopters.
+            exact = (treated.outcome.astype(float) - treated.person_id.map(truth)).abs() < 0.005
+            assert exact.mean() >= 0.65, (device, horizon, exact.mean())
+
+
+def test_naive_figures_of_the_speaker_are_far_above_its_true_effect(year):
+    for horizon in HORIZONS:
+        spec = CohortSpec("G002", horizon)
+        figures = naive_figures(year["facts"], spec, event_families=FAMILIES, design=year["designs"][("G002", horizon)])
+        truth = year["impact"]["speaker"]["att"][str(horizon)]["att_fully_observed"]
+        post = figures.post_purchase_margin
+        assert post.value > 10 * truth
+        assert (post.value - truth) / post.se > 5
+        owners = figures.owner_vs_non_owner
+        assert (owners.value - truth) / owners.se > 3
+        # Even against controls indexed on the same days, the plain difference in means is biased
+        # upward: adopters would have out-spent them anyway. This is why covariates are needed.
+        gap = figures.adopters_vs_controls
+        assert (gap.value - truth) / gap.se > 1, (horizon, gap, truth)
