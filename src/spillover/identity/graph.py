@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import ibis
 
-from spillover.engine import append_rows, drop_table, table_exists, temp_name, write_table
+from spillover.engine import append_rows, create_scratch_table, drop_table, table_exists, temp_name, write_table
 from spillover.identity.components import connected_components
 from spillover.identity.edges import candidate_edges, identifier_sightings
 from spillover.identity.guards import IdentitySettings, apply_guards, identity_settings, is_blocked
@@ -59,16 +59,13 @@ def build_identity(
 
         sightings = identifier_sightings(con)
         nodes = sightings.filter(~is_blocked(sightings.id_value, settings))
-        nodes = nodes.mutate(node=_node(nodes.id_type, nodes.id_value))
-        nodes_name = temp_name("id_nodes")
-        scratch.append(nodes_name)
-        con.create_table(nodes_name, nodes)
-        nodes = con.table(nodes_name)
-        edges = con.table(EDGES)
-        linked = edges.select(node_a=_node(edges.id_type_a, edges.id_a), node_b=_node(edges.id_type_b, edges.id_b))
-        # A self-loop per identifier, so those without any kept edge still become customers.
-        graph = linked.union(nodes.select(node_a=nodes.node, node_b=nodes.node), distinct=False)
-        labels, _rounds = connected_components(con, graph, max_iterations=settings.max_iterations)
+        # Numbered, so components join and group on integers rather than on long pseudonyms.
+        nodes = nodes.mutate(node=_node(nodes.id_type, nodes.id_value), number=ibis.row_number())
+        nodes = create_scratch_table(con, nodes, "id_nodes")
+        scratch.append(nodes.get_name())
+        labels, _rounds = connected_components(
+            con, _numbered_edges(con.table(EDGES), nodes), max_iterations=settings.max_iterations
+        )
         scratch.append(labels.get_name())
         progress.advance(task, 1, description="identity: keys")
 
@@ -92,11 +89,21 @@ def build_identity(
     return counts
 
 
+def _numbered_edges(edges: ibis.Table, nodes: ibis.Table) -> ibis.Table:
+    """The kept edges as ``(node_a, node_b)`` node numbers."""
+    at_a, at_b = nodes.view(), nodes.view()
+    joined = edges.join(at_a, (edges.id_type_a == at_a.id_type) & (edges.id_a == at_a.id_value)).join(
+        at_b, (edges.id_type_b == at_b.id_type) & (edges.id_b == at_b.id_value)
+    )
+    return joined.select(node_a=at_a.number, node_b=at_b.number)
+
+
 def _keyed_ids(nodes: ibis.Table, labels: ibis.Table) -> ibis.Table:
     """``(id_type, id_value, customer_key)``: the key is the md5 of ``id_type:id_value`` of the
     cluster's earliest-seen identifier."""
-    labelled = nodes.join(labels, nodes.node == labels.node).select(
-        nodes.id_type, nodes.id_value, nodes.node, nodes.first_seen, labels.component
+    # An identifier without any kept edge is not in ``labels``: a cluster of its own.
+    labelled = nodes.left_join(labels, nodes.number == labels.node).select(
+        nodes.id_type, nodes.id_value, nodes.node, nodes.first_seen, component=labels.component.coalesce(nodes.number)
     )
     # Ties (a member and its CRM email share the signup date) go to the most durable kind of id.
     durability = labelled.id_type.cases(*((t, i) for i, t in enumerate(ANCHOR_PREFERENCE)), else_=len(ANCHOR_PREFERENCE))
@@ -107,8 +114,9 @@ def _keyed_ids(nodes: ibis.Table, labels: ibis.Table) -> ibis.Table:
     anchors = ranked.filter(ranked.rank == 0).select(
         anchor_component=ranked.component, customer_key=ranked.node.hexdigest("md5")
     )
+    labelled = labelled.view()  # a relation of its own, not one more link of the join above
     keyed = labelled.join(anchors, labelled.component == anchors.anchor_component)
-    return keyed.select("id_type", "id_value", "customer_key")
+    return keyed.select(labelled.id_type, labelled.id_value, anchors.customer_key)
 
 
 def _customers(id_graph: ibis.Table, nodes: ibis.Table) -> ibis.Table:
