@@ -54,17 +54,15 @@ def connected_components(
     pairs = edges.select(a=edges[source], b=edges[target]).filter(lambda t: t.a.notnull() & t.b.notnull())
     by_number = not pairs.a.type().is_integer()
     try:
-        nodes = pairs.select(node=pairs.a).union(pairs.select(node=pairs.b), distinct=True)
         if by_number:
             # Rounds join and group on the nodes again and again: numbers are cheaper to hash than
             # strings. In no order (ordering would cost a sort): names are restored at the end.
+            nodes = pairs.select(node=pairs.a).union(pairs.select(node=pairs.b), distinct=True)
             numbered = keep(nodes.mutate(number=ibis.row_number()), "cc_nodes")
             at_a, at_b = numbered.view(), numbered.view()
             numbered_pairs = pairs.join(at_a, pairs.a == at_a.node).join(at_b, pairs.b == at_b.node)
             numbered_pairs = numbered_pairs.select(a=at_a.number, b=at_b.number)
         else:
-            nodes = keep(nodes, "cc_nodes")
-            numbered = nodes.mutate(number=nodes.node.cast("int64"))
             numbered_pairs = pairs.select(a=pairs.a.cast("int64"), b=pairs.b.cast("int64"))
         # Repeated links are harmless here; the first contraction drops them.
         links = keep(_oriented(numbered_pairs), "cc_links")
@@ -82,7 +80,13 @@ def connected_components(
             contracted = keep(_contract(links, hooks), "cc_links")
             release(links)
             links = contracted
-        labels = _label(numbered, _resolve(hooks_by_round, keep), by_number=by_number)
+        resolved = _resolve(hooks_by_round, keep)
+        if by_number:
+            labels = _named(numbered, resolved)
+        else:
+            loops = numbered_pairs.filter(numbered_pairs.a == numbered_pairs.b).select(node=numbered_pairs.a)
+            labels = _numbered_labels(resolved, loops if _count(loops) else None)
+            labels = labels.select(node=labels.node.cast(pairs.a.type()), component=labels.component.cast(pairs.a.type()))
         return create_scratch_table(con, labels, "cc_labels"), len(hooks_by_round)
     finally:
         for name in scratch:
@@ -99,14 +103,26 @@ def _oriented(pairs: ibis.Table) -> ibis.Table:
     return oriented.filter(oriented.small != oriented.large)
 
 
-def _label(numbered: ibis.Table, roots: ibis.Table | None, *, by_number: bool) -> ibis.Table:
-    """``(node, component)``: each node's component is the smallest node with the same root."""
-    if roots is None:
+def _numbered_labels(resolved: ibis.Table | None, loops: ibis.Table | None) -> ibis.Table:
+    """``(node, component)`` for numbered nodes: a hooked node's component is its root; a root
+    (never hooked) is its own; so is a node seen only in links to itself (``loops``)."""
+    if resolved is None:
+        return loops.select("node", component=loops.node).distinct()
+    hooked = resolved.select("node", component=resolved.parent)
+    roots = resolved.select(node=resolved.parent, component=resolved.parent).distinct()
+    linked = hooked.union(roots, distinct=False)
+    if loops is None:
+        return linked
+    alone = loops.distinct().anti_join(linked, "node")
+    return linked.union(alone.select("node", component=alone.node), distinct=False)
+
+
+def _named(numbered: ibis.Table, resolved: ibis.Table | None) -> ibis.Table:
+    """``(node, component)`` for named nodes: the component is the smallest name with the same root."""
+    if resolved is None:
         return numbered.select("node", component=numbered.node)
-    joined = numbered.left_join(roots, numbered.number == roots.node)
-    if not by_number:  # integer nodes are their own numbers, so the root is the smallest node
-        return joined.select(node=numbered.node, component=roots.parent.coalesce(numbered.number).cast(numbered.node.type()))
-    rooted = joined.select(node=numbered.node, root=roots.parent.coalesce(numbered.number))
+    joined = numbered.left_join(resolved, numbered.number == resolved.node)
+    rooted = joined.select(node=numbered.node, root=resolved.parent.coalesce(numbered.number))
     names = rooted.group_by("root").aggregate(component=rooted.node.min())
     rooted = rooted.view()  # a relation of its own, not one more link of the join above
     return rooted.join(names, rooted.root == names.root).select(rooted.node, names.component)
@@ -128,18 +144,28 @@ def _flatten(
 
     Parents are always smaller than their node, so the hooks form a forest and each jump halves the
     height of its trees: a chain of k hooks needs log2(k) jumps, and one more finds nothing to move.
+    A node whose parent is a root is set aside after each jump, so later jumps move only the few
+    nodes deep in their trees.
     """
+    steps: list[ibis.Table] = []
+    settled: list[ibis.Table] = []
+    pending = current = hooks
     while True:
-        up = hooks.view()
-        jumped = hooks.left_join(up, hooks.parent == up.node).select(
-            node=hooks.node, parent=up.parent.coalesce(hooks.parent), moved=up.node.notnull()
+        up = current.view()
+        jumped = pending.left_join(up, pending.parent == up.node).select(
+            node=pending.node, parent=up.parent.coalesce(pending.parent), moved=up.node.notnull()
         )
-        flatter = keep(jumped, "cc_hooks")
-        moved = bool(flatter.moved.any().to_pyarrow().as_py())
-        release(hooks)
-        hooks = flatter
-        if not moved:
-            return hooks.select("node", "parent")
+        step = keep(jumped, "cc_hooks")
+        steps.append(step)
+        settled.append(step.filter(~step.moved).select("node", "parent"))
+        if not step.moved.any().to_pyarrow().as_py():
+            break
+        pending = step.filter(step.moved).select("node", "parent")
+        current = ibis.union(*settled, pending, distinct=False)
+    flat = keep(ibis.union(*settled, distinct=False) if len(settled) > 1 else settled[0], "cc_hooks")
+    for table in (hooks, *steps):
+        release(table)
+    return flat
 
 
 def _contract(links: ibis.Table, hooks: ibis.Table) -> ibis.Table:
