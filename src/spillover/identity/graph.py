@@ -51,7 +51,8 @@ def build_identity(
     try:
         candidates_name = temp_name("id_candidates")
         scratch.append(candidates_name)
-        con.create_table(candidates_name, candidate_edges(con))
+        threshold = settings.fuzzy_match_threshold if settings.fuzzy_matching else None
+        con.create_table(candidates_name, candidate_edges(con, fuzzy_threshold=threshold))
         kept, refused = apply_guards(con.table(candidates_name), settings)
         write_table(con, EDGES, kept)
         write_table(con, REFUSED, refused)
