@@ -17,6 +17,7 @@ import tempfile
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spillover.config import FUZZY_MATCH_FLOOR
 from spillover.errors import SpilloverStageError
@@ -27,6 +28,8 @@ __all__ = ["MATCH_FLOOR", "MATCHES_SCHEMA", "member_features", "find_duplicate_m
 MATCH_FLOOR = FUZZY_MATCH_FLOOR
 #: Random pairs drawn to estimate how often non-matches agree by chance (u-probabilities).
 U_SAMPLE_PAIRS = 200_000
+#: Most pairs an EM session may score (about 15 CPU µs each); wider blocks are narrowed.
+EM_PAIR_BUDGET = 200_000
 #: Prior recall of "same first name, last name and postcode" among true duplicates (for λ).
 EXACT_RULE_RECALL = 0.7
 
@@ -93,6 +96,18 @@ def prior_match_probability(features: pa.Table) -> float:
     agreeing = _pairs_agreeing(features, ["first_name", "last_name", "postcode"])
     pairs = features.num_rows * (features.num_rows - 1) / 2
     return min(max(agreeing / EXACT_RULE_RECALL, 1.0) / pairs, 0.5)
+
+
+def _training_blocks(features: pa.Table) -> list[list[str]]:
+    """The blocks EM learns on; each session learns the fields its block leaves free.
+
+    Blocked on postcode: every field but the postcode (on a large file, where a postcode holds
+    thousands of members, blocked on first name and postcode instead, which leaves the first name
+    to the other session). Blocked on the email's user name: the names, phone, address and postcode.
+    A block without pairs teaches nothing and is skipped (Splink's default m-probabilities stay).
+    """
+    wide = ["postcode"] if _pairs_agreeing(features, ["postcode"]) <= EM_PAIR_BUDGET else ["first_name", "postcode"]
+    return [columns for columns in (wide, ["email_local"]) if _pairs_agreeing(features, columns)]
 
 
 def _pairs_agreeing(features: pa.Table, keys: list[str]) -> int:
@@ -172,14 +187,8 @@ def find_duplicate_members(features: pa.Table, *, floor: float = MATCH_FLOOR) ->
         settings = _settings(prior_match_probability(features))
         linker = Linker(DuckDBAPI(connection).register(features.cast(FEATURES)), settings, log_level=logging.ERROR)
         linker.training.estimate_u_using_random_sampling(max_pairs=U_SAMPLE_PAIRS, seed=1)
-        # Each EM session learns the fields its block leaves free: blocked on first name and
-        # postcode, the last name, email, phone and address; blocked on the email's user name, the
-        # names, phone, address and postcode. Narrow blocks keep the pairs to score few (a block on
-        # postcode alone is quadratic in a postcode's members). A block without pairs teaches
-        # nothing: Splink's default m-probabilities stay.
-        for columns in (["first_name", "postcode"], ["email_local"]):
-            if _pairs_agreeing(features, columns):
-                linker.training.estimate_parameters_using_expectation_maximisation(block_on(*columns))
+        for columns in _training_blocks(features):
+            linker.training.estimate_parameters_using_expectation_maximisation(block_on(*columns))
         step = "prediction"
         scored = linker.inference.predict(threshold_match_probability=floor).as_pyarrow_table()
     except Exception as exc:
@@ -194,8 +203,6 @@ def find_duplicate_members(features: pa.Table, *, floor: float = MATCH_FLOOR) ->
     if scored.num_rows == 0:
         return empty
     left, right = scored.column("member_id_l"), scored.column("member_id_r")
-    import pyarrow.compute as pc
-
     swap = pc.greater(left, right)
     return pa.table(
         {
