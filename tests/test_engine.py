@@ -82,3 +82,14 @@ def test_arrow_nulls_stay_null_on_every_engine(con):
     for table in (uploaded, con.table("w"), con.table("p")):
         assert table.s.isnull().sum().execute() == table.count().execute() // 2
         assert table.d.isnull().sum().execute() == table.count().execute() // 2
+
+
+def test_scratch_tables_on_duckdb_never_reach_the_database_file(tmp_path):
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    con = engine.connect(url)
+    scratch = engine.create_scratch_table(con, ibis.memtable({"x": [1, 2, 3]}), "test")
+    assert scratch.get_name().startswith("_spillover_test_")
+    assert engine.table_exists(con, scratch.get_name())
+    assert scratch.x.sum().to_pyarrow().as_py() == 6
+    con.disconnect()
+    assert not [name for name in engine.connect(url).list_tables() if name.startswith("_spillover_")]

@@ -73,6 +73,9 @@ DEFAULT_BLOCKED_VALUES = (
     "<redacted:email>",  # a GA4 user_id that was an email address, redacted at ingest
 )
 
+#: CRM ingest keeps fuzzy matches from this probability on, so the threshold can move without re-loading.
+FUZZY_MATCH_FLOOR = 0.5
+
 #: "id_type->other_type": the most distinct ``other_type`` ids one ``id_type`` id may link to.
 DEFAULT_MAX_LINKS = {
     "client_key->member_id": 3,  # more: a shared or kiosk device
@@ -94,6 +97,15 @@ class IdentitySettings(_Frozen):
         description='"id_type->other_type" = the most distinct other ids one id may link to',
     )
     max_iterations: int = Field(50, ge=1, description="cap on connected-components rounds")
+    fuzzy_matching: bool = Field(
+        True, description="match CRM members registered twice (Splink, on the raw file, in memory) at CRM ingest"
+    )
+    fuzzy_match_threshold: float = Field(
+        0.99,
+        ge=FUZZY_MATCH_FLOOR,
+        le=1.0,
+        description="link two CRM members as one customer when their match probability reaches this",
+    )
 
     @field_validator("max_links")
     @classmethod

@@ -39,6 +39,7 @@ __all__ = [
     "upload_arrow",
     "drop_table",
     "temp_name",
+    "create_scratch_table",
 ]
 
 _SPARK_SESSIONS: dict[str, Any] = {}
@@ -151,6 +152,17 @@ def engine_name(con: BaseBackend) -> str:
 def temp_name(prefix: str) -> str:
     """A fresh table name for intermediate results."""
     return f"_spillover_{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def create_scratch_table(con: BaseBackend, expr: ibis.Table, prefix: str) -> ibis.Table:
+    """Materialise an intermediate result under a fresh name; the caller drops it with ``drop_table``.
+
+    On DuckDB a temporary table: kept in memory (spilling to disk when large) and never written to
+    the database file, which saves iterative stages a commit per step. Elsewhere an ordinary table.
+    """
+    name = temp_name(prefix)
+    con.create_table(name, expr, temp=engine_name(con) == "duckdb" or None)
+    return con.table(name)
 
 
 def table_exists(con: BaseBackend, name: str) -> bool:

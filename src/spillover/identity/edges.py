@@ -12,12 +12,14 @@ import ibis
 import ibis.expr.datatypes as dt
 
 from spillover.config import IDENTITY_ID_TYPES
+from spillover.engine import table_exists
 
 if TYPE_CHECKING:
     from ibis.backends import BaseBackend
 
 EVENTS = "stg_ga4__events"
 MEMBERS = "stg_crm__members"
+MATCHES = "stg_crm__member_matches"
 ORDERS = "stg_shop__orders"
 
 ID_TYPES = IDENTITY_ID_TYPES
@@ -63,12 +65,31 @@ def _purchasing_clients(con: BaseBackend) -> ibis.Table:
     )
 
 
-def candidate_edges(con: BaseBackend) -> ibis.Table:
+def _fuzzy_matches(con: BaseBackend, threshold: float) -> ibis.Table:
+    """CRM member pairs matched at ``threshold`` or above, seen from the later of the two signups
+    (when the person registered the second time)."""
+    matches = con.table(MATCHES)
+    matches = matches.filter(matches.match_probability >= threshold)
+    members = con.table(MEMBERS).select("member_id", "signup_date")
+    left, right = members.view(), members.view()
+    joined = matches.join(left, matches.member_id_l == left.member_id).join(
+        right, matches.member_id_r == right.member_id
+    )
+    return joined.select(
+        member_id_l=matches.member_id_l,
+        member_id_r=matches.member_id_r,
+        registered_again=ibis.greatest(left.signup_date, right.signup_date),
+    )
+
+
+def candidate_edges(con: BaseBackend, *, fuzzy_threshold: float | None = None) -> ibis.Table:
     """Every link between identifiers found in events, CRM members and orders, before any guard.
 
     Sources: ``ga4_login`` (a ``user_id`` on a client), ``crm`` (a member's email and phone),
     ``orders`` (the email on a member's order), ``ga4_purchase`` (the client whose purchase event
-    carries an order's ``transaction_id``, to the order's member, or to a guest's email).
+    carries an order's ``transaction_id``, to the order's member, or to a guest's email), and with
+    ``fuzzy_threshold``, ``crm_fuzzy`` (two members that fuzzy matching at CRM ingest scored at
+    least that likely to be one person, when ``stg_crm__member_matches`` exists).
     """
     events = con.table(EVENTS)
     members = con.table(MEMBERS).mutate(signed_up_at=lambda m: m.signup_date)
@@ -83,6 +104,9 @@ def candidate_edges(con: BaseBackend) -> ibis.Table:
         _edges(purchased, "client_key", "client_key", "member_id", "member_id", "ga4_purchase", "ordered_at"),
         _edges(guest_purchases, "client_key", "client_key", "email_pid", "email_pid", "ga4_purchase", "ordered_at"),
     ]
+    if fuzzy_threshold is not None and table_exists(con, MATCHES):
+        matched = _fuzzy_matches(con, fuzzy_threshold)
+        parts.append(_edges(matched, "member_id", "member_id_l", "member_id", "member_id_r", "crm_fuzzy", "registered_again"))
     return ibis.union(*parts, distinct=False)
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import ibis
 
-from spillover.engine import append_rows, drop_table, table_exists, temp_name, write_table
+from spillover.engine import append_rows, create_scratch_table, drop_table, table_exists, temp_name, write_table
 from spillover.identity.components import connected_components
 from spillover.identity.edges import candidate_edges, identifier_sightings
 from spillover.identity.guards import IdentitySettings, apply_guards, identity_settings, is_blocked
@@ -51,7 +51,8 @@ def build_identity(
     try:
         candidates_name = temp_name("id_candidates")
         scratch.append(candidates_name)
-        con.create_table(candidates_name, candidate_edges(con))
+        threshold = settings.fuzzy_match_threshold if settings.fuzzy_matching else None
+        con.create_table(candidates_name, candidate_edges(con, fuzzy_threshold=threshold))
         kept, refused = apply_guards(con.table(candidates_name), settings)
         write_table(con, EDGES, kept)
         write_table(con, REFUSED, refused)
@@ -59,16 +60,13 @@ def build_identity(
 
         sightings = identifier_sightings(con)
         nodes = sightings.filter(~is_blocked(sightings.id_value, settings))
-        nodes = nodes.mutate(node=_node(nodes.id_type, nodes.id_value))
-        nodes_name = temp_name("id_nodes")
-        scratch.append(nodes_name)
-        con.create_table(nodes_name, nodes)
-        nodes = con.table(nodes_name)
-        edges = con.table(EDGES)
-        linked = edges.select(node_a=_node(edges.id_type_a, edges.id_a), node_b=_node(edges.id_type_b, edges.id_b))
-        # A self-loop per identifier, so those without any kept edge still become customers.
-        graph = linked.union(nodes.select(node_a=nodes.node, node_b=nodes.node), distinct=False)
-        labels, _rounds = connected_components(con, graph, max_iterations=settings.max_iterations)
+        # Numbered, so components join and group on integers rather than on long pseudonyms.
+        nodes = nodes.mutate(node=_node(nodes.id_type, nodes.id_value), number=ibis.row_number())
+        nodes = create_scratch_table(con, nodes, "id_nodes")
+        scratch.append(nodes.get_name())
+        labels, _rounds = connected_components(
+            con, _numbered_edges(con.table(EDGES), nodes), max_iterations=settings.max_iterations
+        )
         scratch.append(labels.get_name())
         progress.advance(task, 1, description="identity: keys")
 
@@ -92,11 +90,21 @@ def build_identity(
     return counts
 
 
+def _numbered_edges(edges: ibis.Table, nodes: ibis.Table) -> ibis.Table:
+    """The kept edges as ``(node_a, node_b)`` node numbers."""
+    at_a, at_b = nodes.view(), nodes.view()
+    joined = edges.join(at_a, (edges.id_type_a == at_a.id_type) & (edges.id_a == at_a.id_value)).join(
+        at_b, (edges.id_type_b == at_b.id_type) & (edges.id_b == at_b.id_value)
+    )
+    return joined.select(node_a=at_a.number, node_b=at_b.number)
+
+
 def _keyed_ids(nodes: ibis.Table, labels: ibis.Table) -> ibis.Table:
     """``(id_type, id_value, customer_key)``: the key is the md5 of ``id_type:id_value`` of the
     cluster's earliest-seen identifier."""
-    labelled = nodes.join(labels, nodes.node == labels.node).select(
-        nodes.id_type, nodes.id_value, nodes.node, nodes.first_seen, labels.component
+    # An identifier without any kept edge is not in ``labels``: a cluster of its own.
+    labelled = nodes.left_join(labels, nodes.number == labels.node).select(
+        nodes.id_type, nodes.id_value, nodes.node, nodes.first_seen, component=labels.component.coalesce(nodes.number)
     )
     # Ties (a member and its CRM email share the signup date) go to the most durable kind of id.
     durability = labelled.id_type.cases(*((t, i) for i, t in enumerate(ANCHOR_PREFERENCE)), else_=len(ANCHOR_PREFERENCE))
@@ -107,8 +115,9 @@ def _keyed_ids(nodes: ibis.Table, labels: ibis.Table) -> ibis.Table:
     anchors = ranked.filter(ranked.rank == 0).select(
         anchor_component=ranked.component, customer_key=ranked.node.hexdigest("md5")
     )
+    labelled = labelled.view()  # a relation of its own, not one more link of the join above
     keyed = labelled.join(anchors, labelled.component == anchors.anchor_component)
-    return keyed.select("id_type", "id_value", "customer_key")
+    return keyed.select(labelled.id_type, labelled.id_value, anchors.customer_key)
 
 
 def _customers(id_graph: ibis.Table, nodes: ibis.Table) -> ibis.Table:

@@ -2,6 +2,8 @@
 
 Emails and phones become keyed pseudonyms (``email_pid``, ``phone_pid``) with a visible status; names,
 addresses and postcodes are dropped unless ``privacy.allowed_attributes`` keeps them as attributes.
+Before they are dropped, fuzzy matching (``identity.fuzzy``) compares them in memory, and the member
+pairs it finds go to ``stg_crm__member_matches``.
 """
 
 from __future__ import annotations
@@ -11,16 +13,21 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from spillover.engine import drop_table, table_exists, upload_arrow, write_table
 from spillover.errors import SpilloverConfigError
+from spillover.identity.fuzzy import FEATURES, find_duplicate_members, member_features
 from spillover.ingest.tabular import Column, SourceSpec
 from spillover.privacy.pseudonymise import pseudonymise_email, pseudonymise_phone
 
 if TYPE_CHECKING:
+    from ibis.backends import BaseBackend
+
     from spillover.config import Config
 
-__all__ = ["MEMBERS_TABLE", "members_spec", "attribute_name"]
+__all__ = ["MEMBERS_TABLE", "MATCHES_TABLE", "members_spec", "attribute_name", "write_member_matches"]
 
 MEMBERS_TABLE = "stg_crm__members"
+MATCHES_TABLE = "stg_crm__member_matches"
 
 #: Contract columns holding direct identifiers, and the kind each one is (used for redaction).
 DROPPED_IDENTIFIERS = {
@@ -107,4 +114,34 @@ def members_spec(config: Config, *, key: bytes) -> SourceSpec:
         replace_by=("member_id",),
         schema=schema,
         to_row=to_row,
+        features=member_features if config.identity.fuzzy_matching else None,
+        use_features=write_member_matches if config.identity.fuzzy_matching else None,
     )
+
+
+def write_member_matches(
+    con: BaseBackend, features: list[dict[str, object]], lineage: dict[str, str]
+) -> dict[str, int]:
+    """Match the file's members against each other and replace, in ``stg_crm__member_matches``,
+    every pair that involves one of them (pairs across files are not looked for: the raw values of
+    earlier files are gone). Returns the table's row count."""
+    members = pa.Table.from_pylist(features, schema=FEATURES)
+    matches = find_duplicate_members(members)
+    for name, value in lineage.items():
+        matches = matches.append_column(name, pa.array([value] * matches.num_rows, pa.string()))
+    if not table_exists(con, MATCHES_TABLE):
+        write_table(con, MATCHES_TABLE, matches)
+    else:
+        loaded = upload_arrow(con, members.select(["member_id"]), prefix="crm_members")
+        new = upload_arrow(con, matches, prefix="crm_matches")
+        try:
+            existing = con.table(MATCHES_TABLE)
+            other = loaded.view()
+            kept = existing.anti_join(loaded, existing.member_id_l == loaded.member_id).anti_join(
+                other, existing.member_id_r == other.member_id
+            )
+            write_table(con, MATCHES_TABLE, kept.select(new.columns).union(new))
+        finally:
+            drop_table(con, loaded.get_name())
+            drop_table(con, new.get_name())
+    return {MATCHES_TABLE: int(con.table(MATCHES_TABLE).count().to_pyarrow().as_py())}

@@ -314,6 +314,10 @@ class SourceSpec:
     engine_check: EngineCheck | None = None
     requires_tables: tuple[str, ...] = ()  # must exist before this source loads
     requires_hint: str = ""
+    # Values of each loaded row that are used in memory after the merge and never stored (e.g. the
+    # raw names that fuzzy matching compares), and what uses them: it returns the tables it wrote.
+    features: Callable[[dict[str, object]], dict[str, object]] | None = None
+    use_features: Callable[[BaseBackend, list[dict[str, object]], dict[str, str]], dict[str, int]] | None = None
 
     @property
     def has_identifiers(self) -> bool:
@@ -611,6 +615,7 @@ class _Candidate:
     record: Record
     fingerprint: tuple[object, ...]
     row: dict[str, object]
+    features: dict[str, object] | None = None
 
 
 @dataclass
@@ -620,6 +625,7 @@ class CheckedFile:
 
     path: Path
     rows: list[dict[str, object]] = field(default_factory=list)
+    features: list[dict[str, object]] = field(default_factory=list)  # one per row when the spec has features
     quarantined: list[QuarantineRow] = field(default_factory=list)
     duplicates: int = 0
     read: int = 0
@@ -684,6 +690,9 @@ def ingest_source(
             _merge(con, spec, accepted.drop(RAW_COLUMN))
         finally:
             drop_table(con, staged.get_name())
+    written: dict[str, int] = {}
+    if spec.use_features is not None:
+        written = spec.use_features(con, checked.features, lineage)
     quarantined = checked.quarantined + refused
     # Written even when empty the first time, so that users can always query ops_quarantine.
     if quarantined or not table_exists(con, QUARANTINE_TABLE):
@@ -698,7 +707,7 @@ def ingest_source(
         rows_quarantined=len(quarantined),
         duplicates_dropped=checked.duplicates,
         ignored_columns=checked.ignored_columns,
-        tables={spec.table: int(con.table(spec.table).count().execute())},
+        tables={spec.table: int(con.table(spec.table).count().execute()), **written},
         started_at=started,
         finished_at=now_utc(),
     )
@@ -774,7 +783,8 @@ def _check_rows(
         by_key.setdefault(key, []).append(len(candidates))
         row = spec.to_row(parsed)
         # Duplicates are judged on what is kept, after normalisation ("A@x.com" equals "a@x.com").
-        candidates.append(_Candidate(record, tuple(row.values()), row))
+        features = spec.features(parsed) if spec.features is not None else None
+        candidates.append(_Candidate(record, tuple(row.values()), row, features))
 
     conflicting: set[int] = set()
     duplicate: set[int] = set()
@@ -804,6 +814,10 @@ def _check_rows(
         for i, c in enumerate(candidates)
         if i not in conflicting and i not in duplicate
     ]
+    if spec.features is not None:
+        checked.features = [
+            c.features for i, c in enumerate(candidates) if i not in conflicting and i not in duplicate  # type: ignore[misc]
+        ]
     progress.advance(task, checked.read % _PROGRESS_EVERY)
     return checked
 
