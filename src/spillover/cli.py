@@ -473,6 +473,10 @@ def impact_estimate(
         None, "--placebo-outcome", metavar="COL", help="An outcome the product cannot have moved (e.g. margin before adoption); must come out ≈ 0.",
     ),
     folds: int = typer.Option(5, "--folds", min=2, metavar="K", help="Cross-fitting folds."),
+    repeats: int = typer.Option(
+        1, "--repeats", min=1, metavar="N",
+        help="Cross-fit on N random fold splits and report the median (steadier on small tables; N times slower).",
+    ),
     seed: int = typer.Option(0, "--seed", metavar="N", help="Random seed for folds and models."),
     as_json: bool = _json_option(),
 ) -> None:
@@ -492,7 +496,7 @@ def impact_estimate(
     names = None if covariates is None else [c.strip() for c in covariates.split(",") if c.strip()]
     found = estimate_from_table(
         data, treatment=treatment, outcome=outcome, covariates=names, estimand=estimand,
-        placebo_outcome=placebo_outcome, n_folds=folds, random_state=seed,
+        placebo_outcome=placebo_outcome, n_folds=folds, n_repeats=repeats, random_state=seed,
     )
     if as_json:
         _print_json(found.to_dict())

@@ -156,8 +156,8 @@ def test_sklearn_conventions(table):
 
 
 def test_identical_runs_give_identical_numbers(table):
-    first = DownstreamImpact(random_state=5).fit(table.covariates[:800], table.treatment[:800], table.outcome[:800])
-    second = DownstreamImpact(random_state=5).fit(table.covariates[:800], table.treatment[:800], table.outcome[:800])
+    first = DownstreamImpact(random_state=5).fit(table.covariates[:500], table.treatment[:500], table.outcome[:500])
+    second = DownstreamImpact(random_state=5).fit(table.covariates[:500], table.treatment[:500], table.outcome[:500])
     assert first.result_.estimate == second.result_.estimate
 
 
@@ -214,3 +214,16 @@ def test_balance_and_effective_sample_size_by_hand():
     assert result.covariates[0].smd_after == pytest.approx(-0.5)
     assert diag.effective_sample_size(np.ones(10)) == pytest.approx(10)
     assert diag.effective_sample_size(np.array([1.0, 0.0, 0.0])) == pytest.approx(1)
+
+
+def test_repeated_splits_report_the_median_estimate(table):
+    x, d, y = table.covariates[:600], table.treatment[:600], table.outcome[:600]
+    linear = dict(propensity_model=LogisticRegression(), outcome_model=LinearRegression())
+    singles = [DownstreamImpact(random_state=seed, **linear).fit(x, d, y).result_ for seed in (4, 5, 6)]
+    repeated = DownstreamImpact(random_state=4, n_repeats=3, **linear).fit(x, d, y).result_
+    estimates = [r.estimate for r in singles]
+    assert repeated.estimate == pytest.approx(np.median(estimates))
+    expected_se = np.median([np.sqrt(r.se**2 + (r.estimate - np.median(estimates)) ** 2) for r in singles])
+    assert repeated.se == pytest.approx(expected_se)
+    with pytest.raises(SpilloverInputError, match="n_repeats must be a positive integer, not 0"):
+        DownstreamImpact(n_repeats=0).fit(x, d, y)

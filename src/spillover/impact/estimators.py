@@ -124,6 +124,10 @@ class DownstreamImpact(BaseEstimator):
     estimand : {"att", "ate"}
     n_folds : int
         Cross-fitting folds K (≥ 2).
+    n_repeats : int
+        Cross-fit on this many independent fold splits and report the median estimate, with the
+        standard error median(sqrt(se_s² + (θ_s − θ)²)) (Chernozhukov et al. 2018, Section 3.4), so
+        the result depends less on one random split; costs ``n_repeats`` times the time.
     propensity_model, outcome_model : scikit-learn estimators or None
         Classifier with ``predict_proba`` and regressor; ``None`` uses gradient boosting
         (:func:`default_propensity_model`, :func:`default_outcome_model`), which handles missing
@@ -147,7 +151,8 @@ class DownstreamImpact(BaseEstimator):
     outcome_control_ : ndarray of shape (n,)
         Cross-fitted m0(X).
     influence_ : ndarray of shape (n,)
-        The estimate's influence function (se = sqrt(mean(influence_²) / n)).
+        The estimate's influence function (se = sqrt(mean(influence_²) / n)); with ``n_repeats`` > 1,
+        the mean over the splits.
 
     Examples
     --------
@@ -168,6 +173,7 @@ class DownstreamImpact(BaseEstimator):
         *,
         estimand: str = "att",
         n_folds: int = 5,
+        n_repeats: int = 1,
         propensity_model: BaseEstimator | None = None,
         outcome_model: BaseEstimator | None = None,
         trim: float = 0.01,
@@ -177,6 +183,7 @@ class DownstreamImpact(BaseEstimator):
     ) -> None:
         self.estimand = estimand
         self.n_folds = n_folds
+        self.n_repeats = n_repeats
         self.propensity_model = propensity_model
         self.outcome_model = outcome_model
         self.trim = trim
@@ -212,29 +219,32 @@ class DownstreamImpact(BaseEstimator):
                 f"needs at least {self.n_folds} of each; add units or lower n_folds"
             )
 
-        folds = list(
-            StratifiedKFold(n_splits=self.n_folds, shuffle=True, random_state=self.random_state).split(covariates, d)
-        )
         outcomes = [y] if placebo is None else [y, placebo]
+        propensities, fits = [], []
         with threadpool_limits(self._threads(len(d))):
-            propensity = self._cross_fit_propensity(covariates, d, folds)
-            fitted = [self._cross_fit_outcome(covariates, d, target, folds) for target in outcomes]
-        clipped = np.clip(propensity, self.trim, 1.0 - self.trim)
-
-        main = self._score(d, y, clipped, *fitted[0])
+            for repeat in range(self.n_repeats):
+                seed = None if self.random_state is None else self.random_state + repeat
+                folds = list(StratifiedKFold(n_splits=self.n_folds, shuffle=True, random_state=seed).split(covariates, d))
+                propensities.append(self._cross_fit_propensity(covariates, d, folds, seed))
+                fits.append([self._cross_fit_outcome(covariates, d, target, folds, seed) for target in outcomes])
+        clipped = [np.clip(p, self.trim, 1.0 - self.trim) for p in propensities]
+        main = _median_of_splits([self._score(d, y, e, *fit[0]) for e, fit in zip(clipped, fits)])
         placebo_result = None
         if placebo is not None:
-            placebo_score = self._score(d, placebo, clipped, *fitted[1])
+            placebo_score = _median_of_splits([self._score(d, placebo, e, *fit[1]) for e, fit in zip(clipped, fits)])
             low, high = placebo_score.ci
             placebo_result = diag.Placebo(
                 estimate=placebo_score.estimate, se=placebo_score.se, ci_low=low, ci_high=high,
                 p_value=placebo_score.p_value, covers_zero=bool(low <= 0 <= high),
             )
+        # Diagnostics describe the average held-out nuisance predictions over the repeats.
+        propensity = np.mean(propensities, axis=0)
+        control_outcome = np.mean([fit[0][0] for fit in fits], axis=0)
+        clipped_mean = np.clip(propensity, self.trim, 1.0 - self.trim)
 
         rules = self.verdict_rules or diag.VerdictRules()
-        weights = self._balancing_weights(d, clipped)
+        weights = self._balancing_weights(d, clipped_mean)
         ci_low, ci_high = main.ci
-        control_outcome = fitted[0][0]
         diagnostics = diag.Diagnostics(
             overlap=diag.overlap(propensity, d, trim=self.trim, estimand=self.estimand),
             balance=diag.balance(covariates, d, weights, names, rules=rules),
@@ -279,6 +289,8 @@ class DownstreamImpact(BaseEstimator):
             raise SpilloverInputError(f"estimand must be one of {', '.join(ESTIMANDS)}, not {self.estimand!r}")
         if not (isinstance(self.n_folds, (int, np.integer)) and self.n_folds >= 2):
             raise SpilloverInputError(f"n_folds must be an integer of at least 2, not {self.n_folds!r}")
+        if not (isinstance(self.n_repeats, (int, np.integer)) and self.n_repeats >= 1):
+            raise SpilloverInputError(f"n_repeats must be a positive integer, not {self.n_repeats!r}")
         if not 0 < self.trim < 0.5:
             raise SpilloverInputError(f"trim must lie in (0, 0.5), not {self.trim!r}")
 
@@ -287,8 +299,8 @@ class DownstreamImpact(BaseEstimator):
             return 1 if n_rows < SMALL_TABLE_ROWS else None
         return None if self.n_jobs == -1 else max(int(self.n_jobs), 1)
 
-    def _cross_fit_propensity(self, X: np.ndarray, d: np.ndarray, folds: list) -> np.ndarray:
-        template = self.propensity_model if self.propensity_model is not None else default_propensity_model(self.random_state)
+    def _cross_fit_propensity(self, X: np.ndarray, d: np.ndarray, folds: list, seed: int | None) -> np.ndarray:
+        template = self.propensity_model if self.propensity_model is not None else default_propensity_model(seed)
         if not hasattr(template, "predict_proba"):
             raise SpilloverInputError(f"propensity_model {type(template).__name__} has no predict_proba")
         propensity = np.empty(len(d))
@@ -299,10 +311,10 @@ class DownstreamImpact(BaseEstimator):
         return propensity
 
     def _cross_fit_outcome(
-        self, X: np.ndarray, d: np.ndarray, y: np.ndarray, folds: list
+        self, X: np.ndarray, d: np.ndarray, y: np.ndarray, folds: list, seed: int | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Held-out m0(X) for every unit, and m1(X) when the ATE needs it."""
-        template = self.outcome_model if self.outcome_model is not None else default_outcome_model(self.random_state)
+        template = self.outcome_model if self.outcome_model is not None else default_outcome_model(seed)
         arms = (0, 1) if self.estimand == "ate" else (0,)
         predictions: dict[int, np.ndarray] = {arm: np.empty(len(d)) for arm in arms}
         for train, test in folds:
@@ -335,6 +347,15 @@ class DownstreamImpact(BaseEstimator):
         if self.estimand == "att":
             return np.where(d == 1, 1.0, e / (1.0 - e))
         return np.where(d == 1, 1.0 / e, 1.0 / (1.0 - e))
+
+
+def _median_of_splits(scores: list[_Score]) -> _Score:
+    """Median aggregation over repeated splits (Chernozhukov et al. 2018, Section 3.4)."""
+    if len(scores) == 1:
+        return scores[0]
+    estimate = float(np.median([s.estimate for s in scores]))
+    se = float(np.median([math.sqrt(s.se**2 + (s.estimate - estimate) ** 2) for s in scores]))
+    return _Score(estimate, se, np.mean([s.influence for s in scores], axis=0))
 
 
 # --------------------------------------------------------------------------------------------------
