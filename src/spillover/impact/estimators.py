@@ -104,18 +104,18 @@ class _Score:
 class DownstreamImpact(BaseEstimator):
     """Cross-fitted AIPW / double machine learning estimator of the ATT or ATE of a binary treatment.
 
-    Nuisances (Chernozhukov et al. 2018, Econometrics J. 21:C1–C68, Def. 3.1 "DML2"): the propensity
+    Nuisances (Chernozhukov et al. 2018, Econometrics J. 21:C1–C68, Definition 3.2 "DML2"): the propensity
     e(X) = P(D = 1 | X) and the outcome regressions m_d(X) = E[Y | X, D = d] are fitted on K − 1 folds
     and predicted on the held-out fold (folds stratified by D). Propensities are clipped to
     ``[trim, 1 − trim]``; how many were clipped is reported, never hidden.
 
-    ATT, the "ATTE" score of Chernozhukov et al. (2018, eq. 5.4; DoubleML's
+    ATT, the "ATTE" score of Chernozhukov et al. (2018, Section 5.1; DoubleML's
     ``DoubleMLIRM(score="ATTE")``), with p = mean(D)::
 
         ψ_i = [D_i (Y_i − m0(X_i)) − (1 − D_i) e(X_i)/(1 − e(X_i)) (Y_i − m0(X_i))] / p,
         θ = mean(ψ),  IF_i = ψ_i − θ D_i / p,  se = sqrt(mean(IF²) / n).
 
-    ATE, the AIPW score (Robins, Rotnitzky & Zhao 1994; Chernozhukov et al. 2018, eq. 5.3)::
+    ATE, the AIPW score (Robins, Rotnitzky & Zhao 1994; Chernozhukov et al. 2018, Section 5.1)::
 
         ψ_i = m1 − m0 + D (Y − m1)/e − (1 − D)(Y − m0)/(1 − e),  θ = mean(ψ),  IF_i = ψ_i − θ.
 
@@ -164,8 +164,9 @@ class DownstreamImpact(BaseEstimator):
     >>> y = 2.0 * d + 3.0 * X[:, 0] + rng.normal(size=2000)
     >>> model = DownstreamImpact(propensity_model=LogisticRegression(),
     ...                          outcome_model=LinearRegression()).fit(X, d, y)
-    >>> round(model.result_.estimate, 1), model.result_.naive_difference > 3
-    (2.0, True)
+    >>> result = model.result_
+    >>> bool(result.ci_low < 2.0 < result.ci_high), bool(result.naive_difference > 3), result.verdict
+    (True, True, 'reliable')
     """
 
     def __init__(
