@@ -36,6 +36,19 @@ MODERNDID_NOT_YET = {
     (2007, 2005): (-0.00241, 0.01603), (2007, 2006): (-0.03109, 0.01788), (2007, 2007): (-0.02605, 0.01666),
 }
 MODERNDID_NOT_YET_SIMPLE = (-0.039764, 0.012052)
+
+# Conditional parallel trends given lpop (doubly robust, xformla = ~lpop), never-treated controls: the
+# `did` vignette's ATT(g, t) to 4 decimals and pre-test p = 0.23267; SEs from moderndid 0.2.0
+# (analytic), which also gives the simple ATT -0.041752 (se 0.011503).
+PUBLISHED_LPOP_NEVER = {
+    (2004, 2004): (-0.0145, 0.022129), (2004, 2005): (-0.0764, 0.028671), (2004, 2006): (-0.1404, 0.035378),
+    (2004, 2007): (-0.1069, 0.032886), (2006, 2004): (-0.0005, 0.022223), (2006, 2005): (-0.0062, 0.018496),
+    (2006, 2006): (0.0010, 0.019400), (2006, 2007): (-0.0413, 0.019721), (2007, 2004): (0.0267, 0.014066),
+    (2007, 2005): (-0.0046, 0.015718), (2007, 2006): (-0.0284, 0.018181), (2007, 2007): (-0.0288, 0.016239),
+}
+MODERNDID_LPOP_NEVER_SIMPLE = (-0.041752, 0.011503)
+# not-yet-treated with ~lpop, moderndid 0.2.0: two cells that differ from the never-treated run
+MODERNDID_LPOP_NOT_YET = {(2004, 2004): (-0.021183, 0.021648), (2006, 2006): (0.008661, 0.016839)}
 # moderndid's analytic standard errors for the never-treated run (the published ones are bootstrap)
 MODERNDID_NEVER_SIMPLE_SE = 0.012034
 
@@ -85,6 +98,19 @@ def test_mpdta_not_yet_treated_matches_moderndid(mpdta):
     assert counts[(2004, 2004)] == 480 and counts[(2004, 2007)] == 309
 
 
+def test_mpdta_with_lpop_matches_the_doubly_robust_did(mpdta):
+    result = fit(mpdta, control_group="never_treated", covariates=["lpop"]).result_
+    found = cells(result)
+    for key, (att, se) in PUBLISHED_LPOP_NEVER.items():
+        assert found[key][0] == pytest.approx(att, abs=6e-5), key
+        assert found[key][1] == pytest.approx(se, abs=1e-6), key
+    assert (result.overall["att"], result.overall["se"]) == pytest.approx(MODERNDID_LPOP_NEVER_SIMPLE, abs=1e-6)
+    assert result.pretrend_test["p_value"] == pytest.approx(0.23267, abs=1e-5)
+    not_yet = cells(fit(mpdta, covariates=["lpop"]).result_)
+    for key, expected in MODERNDID_LPOP_NOT_YET.items():
+        assert not_yet[key] == pytest.approx(expected, abs=1e-6), key
+
+
 def staggered_panel(seed: int, *, units: int = 600, trend_gap: float = 0.0) -> tuple[pd.DataFrame, dict[int, float]]:
     """Cohorts adopting in periods 4, 6, 8 of 1..10 (and never), effect 1 + 0.5 × periods since
     adoption; unit and period effects; ``trend_gap`` adds a cohort-specific linear trend."""
@@ -128,6 +154,29 @@ def test_pretrend_test_rejects_diverging_trends():
     assert result.pretrend_test["passed"] is False
     assert result.pretrend_test["p_value"] < 1e-6
     assert any("Pre-trends" in w for w in result.warnings)
+
+
+def test_covariates_restore_parallel_trends():
+    """Heavy shoppers (high x) adopt earlier and their margin grows faster anyway: unconditional
+    pre-trends fail; conditioning on x recovers the effects and passes."""
+    rng = np.random.default_rng(5)
+    units = 1500
+    x = rng.normal(size=units)
+    cohort = np.where(rng.random(units) < 1 / (1 + np.exp(-1.5 * x)), rng.choice([4, 6], size=units), 0)
+    rows = []
+    for period in range(1, 9):
+        since = period - cohort
+        effect = np.where((cohort > 0) & (since >= 0), 1.0 + 0.5 * since, 0.0)
+        y = x + (0.2 + 0.3 * x) * period + effect + rng.normal(scale=0.5, size=units)
+        rows.append(pd.DataFrame({"unit": np.arange(units), "period": period, "y": y, "first": cohort, "x": x}))
+    panel = pd.concat(rows, ignore_index=True)
+    plain = StaggeredDiD(outcome="y", first_treated="first").fit(panel).result_
+    assert plain.pretrend_test["passed"] is False
+    adjusted = StaggeredDiD(outcome="y", first_treated="first", covariates=["x"]).fit(panel).result_
+    assert adjusted.pretrend_test["passed"] is True
+    event = adjusted.event_study.set_index("event_time")
+    for e in range(0, 5):
+        assert abs(event.loc[e, "att"] - (1.0 + 0.5 * e)) <= 3 * event.loc[e, "se"], e
 
 
 def test_unbalanced_late_and_early_units_are_reported():

@@ -3,7 +3,8 @@
 :class:`StaggeredDiD` takes a long panel (unit, period, outcome, first-treated period with 0 for
 never) and estimates each adoption cohort's effect in each period, ATT(g, t), against not-yet- or
 never-treated units, then aggregates them by periods since adoption (negative ones are pre-trend
-placebos) and overall, with influence-function standard errors and a Wald pre-trend test.
+placebos) and overall, with influence-function standard errors and a Wald pre-trend test; optional
+covariates make the parallel-trends assumption conditional (doubly-robust DiD per cell).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class StaggeredDiDResult:
 
 
 class StaggeredDiD(BaseEstimator):
-    """Callaway & Sant'Anna (2021, J. Econometrics 225:200–230) group-time ATTs, unconditional.
+    """Callaway & Sant'Anna (2021, J. Econometrics 225:200–230) group-time ATTs.
 
     For adoption cohort g and period t, with base period b (``varying``: t − 1 before adoption and
     g − 1 − anticipation after; ``universal``: always g − 1 − anticipation)::
@@ -83,6 +84,11 @@ class StaggeredDiD(BaseEstimator):
     unit, period, outcome, first_treated : str
         Column names in the panel; ``first_treated`` is the period of adoption, 0 (or missing) for
         never. Periods are integers (e.g. years, month numbers).
+    covariates : list of str or None
+        Columns for conditional parallel trends: each ATT(g, t) is then the doubly-robust DiD of
+        Sant'Anna & Zhao (2020, J. Econometrics 219:101–122, eq. 3.1; ``DRDID::drdid_panel``, as
+        ``did`` uses by default), with a logistic propensity and a linear outcome-change model, the
+        covariates taken in the cell's base period. ``None``: unconditional.
     control_group : {"not_yet_treated", "never_treated"}
     base_period : {"varying", "universal"}
     anticipation : int
@@ -112,6 +118,7 @@ class StaggeredDiD(BaseEstimator):
         period: str = "period",
         outcome: str = "outcome",
         first_treated: str = "first_treated",
+        covariates: list[str] | None = None,
         control_group: str = "not_yet_treated",
         base_period: str = "varying",
         anticipation: int = 0,
@@ -120,6 +127,7 @@ class StaggeredDiD(BaseEstimator):
         self.period = period
         self.outcome = outcome
         self.first_treated = first_treated
+        self.covariates = covariates
         self.control_group = control_group
         self.base_period = base_period
         self.anticipation = anticipation
@@ -127,9 +135,9 @@ class StaggeredDiD(BaseEstimator):
     def fit(self, panel: pd.DataFrame, y: Any = None) -> StaggeredDiD:
         """Estimate every ATT(g, t) of ``panel`` and their aggregates."""
         self._check_params()
-        outcomes, groups, periods, warnings = self._wide(panel)
+        outcomes, covariates, groups, periods, warnings = self._wide(panel)
         n = len(groups)
-        cells, influence = self._group_time(outcomes, groups, periods, warnings)
+        cells, influence = self._group_time(outcomes, covariates, groups, periods, warnings)
         group_time = pd.DataFrame(cells)
         if group_time.empty:
             raise SpilloverInputError("no group-time effect could be estimated: no cohort has a comparison group")
@@ -175,15 +183,19 @@ class StaggeredDiD(BaseEstimator):
         if not (isinstance(self.anticipation, (int, np.integer)) and self.anticipation >= 0):
             raise SpilloverInputError(f"anticipation must be a non-negative integer, not {self.anticipation!r}")
 
-    def _wide(self, panel: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-        """Units × periods outcome matrix of a balanced panel, each unit's group, the periods."""
+    def _wide(
+        self, panel: pd.DataFrame
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, list[str]]:
+        """Units × periods outcomes of a balanced panel, units × periods × covariates (or None),
+        each unit's group, the periods."""
         warnings: list[str] = []
-        columns = [self.unit, self.period, self.outcome, self.first_treated]
+        extra = list(self.covariates or [])
+        columns = [self.unit, self.period, self.outcome, self.first_treated, *extra]
         missing = [c for c in columns if c not in panel.columns]
         if missing:
             raise SpilloverInputError(f"panel column(s) {', '.join(map(repr, missing))} not found (columns: {', '.join(map(str, panel.columns))})")
         frame = panel[columns].copy()
-        for name in (self.period, self.outcome):
+        for name in (self.period, self.outcome, *extra):
             if not pd.api.types.is_numeric_dtype(frame[name]):
                 raise SpilloverInputError(f"panel column {name!r} must be numeric")
         frame[self.first_treated] = pd.to_numeric(frame[self.first_treated], errors="coerce").fillna(0)
@@ -202,6 +214,16 @@ class StaggeredDiD(BaseEstimator):
         incomplete = wide.isna().any(axis=1).to_numpy()
         if incomplete.any():
             warnings.append(f"{int(incomplete.sum())} units without an outcome in every period were dropped (balanced panel needed).")
+        covariates = None
+        if extra:
+            covariates = np.stack(
+                [frame.pivot(index=self.unit, columns=self.period, values=name).reindex(index=wide.index, columns=periods).to_numpy(dtype=float) for name in extra],
+                axis=2,
+            )
+            unusable = np.isnan(covariates).any(axis=(1, 2)) & ~incomplete
+            if unusable.any():
+                warnings.append(f"{int(unusable.sum())} units with a missing covariate were dropped.")
+                incomplete = incomplete | unusable
         late = groups > periods[-1]
         if late.any():
             warnings.append(f"{int(late.sum())} units adopt after the last period; counted as never treated.")
@@ -217,10 +239,17 @@ class StaggeredDiD(BaseEstimator):
         keep = ~incomplete & ~early
         if self.control_group == "never_treated" and not (groups[keep] == 0).any():
             raise SpilloverInputError("no never-treated units: use control_group='not_yet_treated'")
-        return wide.to_numpy(dtype=float)[keep], groups[keep], periods, warnings
+        return (
+            wide.to_numpy(dtype=float)[keep], None if covariates is None else covariates[keep], groups[keep], periods, warnings
+        )
 
     def _group_time(
-        self, outcomes: np.ndarray, groups: np.ndarray, periods: np.ndarray, warnings: list[str]
+        self,
+        outcomes: np.ndarray,
+        covariates: np.ndarray | None,
+        groups: np.ndarray,
+        periods: np.ndarray,
+        warnings: list[str],
     ) -> tuple[list[dict[str, Any]], np.ndarray]:
         n = len(groups)
         cells: list[dict[str, Any]] = []
@@ -245,12 +274,14 @@ class StaggeredDiD(BaseEstimator):
                     warnings.append(f"ATT({g:g}, {periods[current]:g}) skipped: no comparison units in that period.")
                     continue
                 change = outcomes[:, current] - outcomes[:, base]
-                mean_treated, mean_control = change[treated].mean(), change[control].mean()
-                influence = n * (
-                    np.where(treated, change - mean_treated, 0.0) / n_treated
-                    - np.where(control, change - mean_control, 0.0) / n_control
-                )
-                att = float(mean_treated - mean_control)
+                if covariates is None:
+                    att, influence = _difference_in_means(change, treated, control)
+                else:
+                    subset = treated | control
+                    design = np.column_stack([np.ones(int(subset.sum())), covariates[subset, base, :]])
+                    att, local = _doubly_robust_did(change[subset], treated[subset].astype(float), design)
+                    influence = np.zeros(n)
+                    influence[subset] = local * n / subset.sum()
                 se = float(math.sqrt(np.mean(influence**2) / n))
                 cells.append(
                     {
@@ -269,6 +300,65 @@ class StaggeredDiD(BaseEstimator):
                 columns.append(influence)
         influence = np.column_stack(columns) if columns else np.empty((n, 0))
         return cells, influence
+
+
+def _difference_in_means(change: np.ndarray, treated: np.ndarray, control: np.ndarray) -> tuple[float, np.ndarray]:
+    """Unconditional ATT(g, t) and its influence function over all n units."""
+    n, n_treated, n_control = len(change), int(treated.sum()), int(control.sum())
+    mean_treated, mean_control = change[treated].mean(), change[control].mean()
+    influence = n * (
+        np.where(treated, change - mean_treated, 0.0) / n_treated
+        - np.where(control, change - mean_control, 0.0) / n_control
+    )
+    return float(mean_treated - mean_control), influence
+
+
+def _logistic_fit(design: np.ndarray, d: np.ndarray, iterations: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Unpenalised logistic regression by Newton–Raphson: fitted probabilities and the inverse of
+    the average Hessian (the maximum-likelihood sandwich's bread)."""
+    beta = np.zeros(design.shape[1])
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ beta, -35, 35)))
+        hessian = (design * (p * (1 - p))[:, None]).T @ design
+        step = np.linalg.lstsq(hessian, design.T @ (d - p), rcond=None)[0]
+        beta += step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    p = 1.0 / (1.0 + np.exp(-np.clip(design @ beta, -35, 35)))
+    bread = np.linalg.pinv((design * (p * (1 - p))[:, None]).T @ design / len(d))
+    return p, bread
+
+
+def _doubly_robust_did(change: np.ndarray, d: np.ndarray, design: np.ndarray) -> tuple[float, np.ndarray]:
+    """Sant'Anna & Zhao (2020) doubly-robust DiD for panel data (``DRDID::drdid_panel``): the ATT
+    and its influence function over the rows given (treated cohort and its controls)."""
+    n = len(d)
+    propensity, ps_bread = _logistic_fit(design, d)
+    propensity = np.minimum(propensity, 1 - 1e-6)
+    # controls with propensity ≥ 0.995 carry no weight, as in DRDID
+    usable = np.where(d == 1, 1.0, (propensity < 0.995).astype(float))
+    controls = d == 0
+    beta = np.linalg.lstsq(design[controls], change[controls], rcond=None)[0]
+    predicted_change = design @ beta
+    weight_treated = usable * d
+    weight_control = usable * propensity * (1 - d) / (1 - propensity)
+    residual = change - predicted_change
+    eta_treated = np.mean(weight_treated * residual) / np.mean(weight_treated)
+    eta_control = np.mean(weight_control * residual) / np.mean(weight_control)
+    # estimation effects of the outcome regression and the propensity model
+    ols_bread = np.linalg.pinv((design * (1 - d)[:, None]).T @ design / n)
+    ols_linear = (design * ((1 - d) * residual)[:, None]) @ ols_bread
+    ps_linear = (design * (d - propensity)[:, None]) @ ps_bread
+    influence_treated = (
+        weight_treated * residual - weight_treated * eta_treated
+        - ols_linear @ np.mean(weight_treated[:, None] * design, axis=0)
+    ) / np.mean(weight_treated)
+    influence_control = (
+        weight_control * residual - weight_control * eta_control
+        + ps_linear @ np.mean((weight_control * (residual - eta_control))[:, None] * design, axis=0)
+        - ols_linear @ np.mean(weight_control[:, None] * design, axis=0)
+    ) / np.mean(weight_control)
+    return float(eta_treated - eta_control), influence_treated - influence_control
 
 
 def _plain_number(value: Any) -> int | float:
