@@ -68,7 +68,7 @@ def _prepare(out_dir: Path) -> None:
 def _write_events(renderer: EventRenderer, events, date: str, transactions: np.ndarray, path: Path) -> None:
     with path.open("wb") as handle:
         for chunk in renderer.render(events, date, transactions):
-            handle.write(text.lines_to_bytes(chunk))
+            handle.write(chunk)
             del chunk
 
 

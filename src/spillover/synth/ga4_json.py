@@ -1,7 +1,9 @@
 """GA4 events as BigQuery's JSON export writes them: one object per line, INT64 as strings, nulls kept.
 
-Rows are assembled column-wise from pre-rendered fragments (a client's device/geo/app context, the
-privacy block, each product's item fields), so no row is ever formatted on its own.
+A line is a run of fragments gathered from one table (text.Fragments): fixed texts (a device/geo/app
+context, an event name, the text between fields), values rendered column-wise for the events that
+have them, and texts rendered once per client, session or distinct item. No row is formatted on its
+own, and each byte of the output is copied once when the fragments are gathered.
 """
 
 from __future__ import annotations
@@ -97,38 +99,53 @@ def transaction_ids(numbers: np.ndarray) -> pa.Array:
 
 
 class EventRenderer:
-    """Renders :class:`Events` into NDJSON lines."""
+    """Renders :class:`Events` into NDJSON bytes."""
 
     def __init__(self, catalog: Catalog, pages: PageIndex, person_city: np.ndarray):
         self.catalog = catalog
         self.person_city = person_city
-        # Fragments picked per row carry the constant text around them, so fewer columns are joined.
-        contexts = []
-        for device, app_info, stream, platform in PROFILES:
-            dimensions = {"hostname": HOSTNAME} if app_info is None else None
-            for city, _, state, _, metro in CITIES:
-                geo = {"city": city, "country": "United States", "continent": "Americas", "region": state,
-                       "sub_continent": "Northern America", "metro": metro}
-                for source in TRAFFIC_SOURCES:
-                    contexts.append(
-                        f',"user_ltv":null,"device":{_dump(device)},"geo":{_dump(geo)},"app_info":{_dump(app_info)},'
-                        f'"traffic_source":{_dump(source)},"stream_id":"{stream}","platform":"{platform}",'
-                        f'"event_dimensions":{_dump(dimensions)},"ecommerce":'
-                    )
-        self.contexts = pa.array(contexts)
-        self.privacy = pa.array([f',"privacy_info":{_dump(p)},"user_properties":[],"user_first_touch_timestamp":'
-                                 for p in PRIVACY])
-        self.names = pa.array([f'","event_name":"{name}","event_params":[' for name in EVENT_NAMES])
+        # Every fixed fragment of a line sits in one table that starts each chunk's fragment table:
+        # device/geo/app contexts, event names, page and login parameters, and the text between fields.
+        fixed: list[str] = []
+
+        def table(texts: list[str]) -> int:
+            fixed.extend(texts)
+            return len(fixed) - len(texts)
+
+        geos = [_dump({"city": city, "country": "United States", "continent": "Americas", "region": state,
+                       "sub_continent": "Northern America", "metro": metro}) for city, _, state, _, metro in CITIES]
+        sources = [_dump(source) for source in TRAFFIC_SOURCES]
+        clients = [(f',"user_ltv":null,"device":{_dump(device)},"geo":', f',"app_info":{_dump(app_info)},"traffic_source":',
+                    f',"stream_id":"{stream}","platform":"{platform}","event_dimensions":'
+                    f'{_dump({"hostname": HOSTNAME} if app_info is None else None)},"ecommerce":')
+                   for device, app_info, stream, platform in PROFILES]
+        self.context_base = table([before_geo + geo + before_source + source + after_source
+                                   for before_geo, before_source, after_source in clients
+                                   for geo in geos for source in sources])
+        self.name_base = table([f'","event_name":"{name}","event_params":[' for name in EVENT_NAMES])
         web_pages = ["https://shop.example.com/", "https://shop.example.com/checkout",
                      "https://shop.example.com/checkout/complete", "https://shop.example.com/account/sign-in"]
         web_pages += [f"https://shop.example.com/c/{c.slug}" for c in CATEGORIES]
         web_pages += [f"https://shop.example.com/p/{pid}" for pid in catalog.product_id]
         screens = ["Home", "Checkout", "OrderComplete", "SignIn"] + ["Category"] * len(CATEGORIES)
         screens += ["ProductDetail"] * catalog.size
-        self.page_params = pa.array([_string_param("page_location", p) for p in web_pages]
-                                    + [_string_param("firebase_screen", s) for s in screens])
         self.n_pages = len(web_pages)
-        self.login_params = pa.array([_string_param("method", "email"), _string_param("method", "device_registration")])
+        self.page_base = table([_string_param("page_location", p) for p in web_pages]
+                               + [_string_param("firebase_screen", s) for s in screens])
+        self.login_base = table([_string_param("method", "email"), _string_param("method", "device_registration")])
+        self.empty = table([""])
+        self.null = table(["null"])
+        self.comma = table([","])
+        self.after_params = table(['],"event_previous_timestamp":null,"event_value_in_usd":'])
+        self.before_user_id = table([',"user_id":'])
+        self.before_items = table([',"items":['])
+        self.line_end = table(['],"collected_traffic_source":null,"is_active_user":true,"batch_event_index":null,'
+                               '"batch_ordering_id":null,"batch_page_id":null,"session_traffic_source_last_click":null,'
+                               '"publisher":null}\n'])
+        self.fixed = pa.array(fixed, pa.string())
+        # Fragments that other fragments are built from.
+        self.privacy = pa.array([f',"privacy_info":{_dump(p)},"user_properties":[],"user_first_touch_timestamp":'
+                                 for p in PRIVACY])
         brands = {c.slug: c.brand for c in CATEGORIES}
         item_prefix = []
         for pid, name, category in zip(catalog.product_id, catalog.name, catalog.category):
@@ -144,23 +161,27 @@ class EventRenderer:
         self.coupon_tails = pa.array([f',"coupon":"(not set)",{tail}', f',"coupon":"SAVE10",{tail}'])
         assert len(PROFILES) == 16 and N_WEB_PROFILES == 9 and len(DEVICES) == 3
 
-    def render(self, events: Events, event_date: str, transaction_number: np.ndarray) -> Iterator[pa.Array]:
-        """Lines (each ending in a newline), in chunks of at most CHUNK_EVENTS rows."""
+    def render(self, events: Events, event_date: str, transaction_number: np.ndarray) -> Iterator[memoryview]:
+        """The NDJSON bytes of the events (every line ends in a newline), in chunks of at most
+        CHUNK_EVENTS lines."""
         bounds = list(range(0, events.size, CHUNK_EVENTS)) + [events.size]
         item_bounds = np.searchsorted(events.item_event, bounds)
         for c in range(len(bounds) - 1):
             yield self._render_chunk(events, bounds[c], bounds[c + 1], int(item_bounds[c]),
                                      int(item_bounds[c + 1]), event_date, transaction_number)
 
-    def _items(self, ev: Events, lo: int, hi: int, start: int, n: int, is_purchase: np.ndarray) -> tuple:
+    def _items(self, ev: Events, lo: int, hi: int, start: int, n: int, is_purchase: np.ndarray,
+               table: text.Fragments) -> tuple:
+        """Per item row, the index of its text (comma-led after an event's first item); items and
+        units per event."""
         item_event = ev.item_event[lo:hi] - start
         product, quantity = ev.item_product[lo:hi], ev.item_quantity[lo:hi]
         price, discount = ev.item_price[lo:hi], ev.item_discount[lo:hi]
         n_items = len(item_event)
-        per_event = np.bincount(item_event, minlength=n) if n_items else np.zeros(n, np.int64)
-        offsets = pa.array(np.concatenate([[0], np.cumsum(per_event)]).astype(np.int32))
         if n_items == 0:
-            return pc.binary_join(pa.ListArray.from_arrays(offsets, pa.array([], pa.string())), ","), per_event, per_event
+            empty = np.zeros(n, np.int64)
+            return np.empty(0, np.int64), empty, empty
+        per_event = np.bincount(item_event, minlength=n)
         # Item revenue is reported on purchase events only. A basket line shows up in several events
         # (view, cart, checkout, purchase): each distinct item is rendered once, then gathered.
         with_revenue = is_purchase[item_event]
@@ -177,13 +198,19 @@ class EventRenderer:
             text.integers(u_quantity), '","item_revenue_in_usd":', revenue_text, ',"item_revenue":', revenue_text,
             ',"item_refund_in_usd":null,"item_refund":null', text.pick(self.coupon_tails, (u_discount > 0).astype(np.int64)),
         ], len(first))
-        rows = distinct.take(pa.array(inverse.ravel()))
-        items = pc.binary_join(pa.ListArray.from_arrays(offsets, rows), ",")
+        m = len(first)
+        base = table.add(distinct)
+        table.add(text.join([",", distinct], m))
+        later = np.empty(n_items, dtype=bool)
+        later[0] = False
+        later[1:] = item_event[1:] == item_event[:-1]
+        index = base + inverse.ravel() + m * later
         total_quantity = np.rint(np.bincount(item_event, weights=quantity, minlength=n)).astype(np.int64)
-        return items, per_event, total_quantity
+        return index, per_event, total_quantity
 
-    def _client_blocks(self, ev: Events, s: slice) -> pa.Array:
-        """From user_pseudo_id to event_dimensions: the same for every event of a client on a day."""
+    def _client_blocks(self, ev: Events, s: slice, table: text.Fragments) -> tuple[np.ndarray, np.ndarray]:
+        """Per event, the indices of its client's text from user_pseudo_id to event_dimensions: the
+        ids and first touch (rendered once per client) and the device/geo/app context."""
         key = ev.person[s] * SLOTS + ev.slot[s]
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
         rows = np.arange(s.start, s.stop)[first]
@@ -194,94 +221,123 @@ class EventRenderer:
                                    text.digit_matrix(np.maximum(first_touch, 0) // 1_000_000, 10), '"'], m)
         app_id = text.hex_digits(ev.client_high[rows], ev.client_low[rows], quoted=True)
         pseudo_id = text.null_where(pc.if_else(pa.array(is_web), web_id, app_id), ev.consent[rows] == 2)
-        city = self.person_city[ev.person[rows]]
-        context = (ev.profile[rows] * len(CITIES) + city) * len(TRAFFIC_SOURCES) + ev.source[rows]
-        blocks = text.join([
+        ids = text.join([
             ',"user_pseudo_id":', pseudo_id, text.pick(self.privacy, ev.consent[rows]),
             text.fixed_digits(np.maximum(first_touch, 0), 16, quoted=True, null_mask=first_touch < 0),
-            text.pick(self.contexts, context),
         ], m)
-        return blocks.take(pa.array(inverse.ravel()))
+        inverse = inverse.ravel()
+        city = self.person_city[ev.person[s]]
+        context = (ev.profile[s] * len(CITIES) + city) * len(TRAFFIC_SOURCES) + ev.source[s]
+        return table.add(ids) + inverse, self.context_base + context
 
-    def _session_params(self, ev: Events, s: slice) -> pa.Array:
-        """The ga_session_id and ga_session_number parameters (null when the event has no session)."""
+    def _session_params(self, ev: Events, s: slice, table: text.Fragments) -> tuple[np.ndarray, np.ndarray]:
+        """Per event, the index of its ga_session_id and ga_session_number parameters, and whether it
+        has them (server-side events have none)."""
         session_id, session_number = ev.session_id[s], ev.session_number[s]
         key = (ev.person[s] * SLOTS + ev.slot[s]) * 2**24 + (session_number + 2)
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
         sid, snum = session_id[first], session_number[first]
         m = len(first)
-        params = text.null_where(text.join([
+        params = text.join([
             '{"key":"ga_session_id","value":{"string_value":null,"int_value":',
             text.fixed_digits(np.maximum(sid, 0), 10, quoted=True, null_mask=sid < 0),
             ',"float_value":null,"double_value":null}},{"key":"ga_session_number","value":{"string_value":null,"int_value":',
             text.quoted_integers(snum, snum < 0), ',"float_value":null,"double_value":null}}',
-        ], m), sid == -2)
-        return params.take(pa.array(inverse.ravel()))
+        ], m)
+        present = session_id != -2
+        return np.where(present, table.add(params) + inverse.ravel(), self.empty), present
+
+    def _present(self, table: text.Fragments, values: pa.Array, rows: np.ndarray, n: int, absent: int) -> np.ndarray:
+        """Per event, the index of its value (``values`` hold the values of ``rows``), else ``absent``."""
+        column = np.full(n, absent, dtype=np.int64)
+        column[rows] = table.add(values) + np.arange(len(rows))
+        return column
 
     def _render_chunk(self, ev: Events, start: int, stop: int, lo: int, hi: int, event_date: str,
-                      transaction_number: np.ndarray) -> pa.Array:
+                      transaction_number: np.ndarray) -> memoryview:
         n = stop - start
         s = slice(start, stop)
+        table = text.Fragments(self.fixed)
         name = ev.name[s]
         is_web = ev.profile[s] < N_WEB_PROFILES
         value = ev.value_cents[s]
-        has_value = value >= 0
         is_purchase = name == NAME["purchase"]
+        reports_revenue = is_purchase & (value >= 0)
         order = ev.order[s]
         tx_number = np.full(n, -1, dtype=np.int64)
         reported = np.flatnonzero(is_purchase & (order >= 0))
         tx_number[reported] = transaction_number[order[reported]]
-        has_tx = tx_number >= 0
-        tx_quoted = text.fixed_digits(np.maximum(tx_number, 0), 10, prefix="T", quoted=True, null_mask=~has_tx)
 
-        # event_params: fragments joined with commas, absent ones (null) skipped.
-        page_index = ev.page[s] + np.where(is_web, 0, self.n_pages)
-        page = text.null_where(text.pick(self.page_params, np.maximum(page_index, 0)), ev.page[s] < 0)
+        # event_params: the present ones, separated by commas.
+        session, has_session = self._session_params(ev, s, table)
+        page = ev.page[s]
+        page_column = np.where(page >= 0, self.page_base + page + np.where(is_web, 0, self.n_pages), self.empty)
         engaged = np.flatnonzero(ev.engagement_ms[s] >= 0)
-        engagement = text.scatter(text.join([
+        engagement = self._present(table, text.join([
             '{"key":"engagement_time_msec","value":{"string_value":null,"int_value":"',
             text.integers(ev.engagement_ms[s][engaged]), '","float_value":null,"double_value":null}}'], len(engaged)),
-            engaged, n)
-        with_value = np.flatnonzero(has_value)
-        value_param = text.scatter(text.join([
+            engaged, n, self.empty)
+        with_value = np.flatnonzero(value >= 0)
+        value_param = self._present(table, text.join([
             _string_param("currency", "USD"),
             ',{"key":"value","value":{"string_value":null,"int_value":null,"float_value":null,"double_value":',
-            text.money(value[with_value]), "}}"], len(with_value)), with_value, n)
-        with_tx = np.flatnonzero(has_tx)
-        tx_param = text.scatter(text.join([
-            '{"key":"transaction_id","value":{"string_value":', tx_quoted.take(pa.array(with_tx)),
-            ',"int_value":null,"float_value":null,"double_value":null}}'], len(with_tx)), with_tx, n)
-        method = text.null_where(text.pick(self.login_params, np.maximum(ev.login_method[s], 0)), ev.login_method[s] < 0)
-        params = pc.binary_join_element_wise(self._session_params(ev, s), page, engagement, value_param, tx_param,
-                                             method, ",", null_handling="skip")
-        user_id = text.fixed_digits(np.maximum(ev.user_member[s], 0), 8, prefix="M", quoted=True,
-                                    null_mask=ev.user_member[s] < 0)
+            text.money(value[with_value]), "}}"], len(with_value)), with_value, n, self.empty)
+        with_tx = np.flatnonzero(tx_number >= 0)
+        tx_param = self._present(table, text.join([
+            '{"key":"transaction_id","value":{"string_value":',
+            text.fixed_digits(tx_number[with_tx], 10, prefix="T", quoted=True),
+            ',"int_value":null,"float_value":null,"double_value":null}}'], len(with_tx)), with_tx, n, self.empty)
+        method = ev.login_method[s]
+        method_column = np.where(method >= 0, self.login_base + method, self.empty)
+        params = [(session, has_session), (page_column, page >= 0), (engagement, engagement != self.empty),
+                  (value_param, value_param != self.empty), (tx_param, tx_param != self.empty),
+                  (method_column, method >= 0)]
 
         # Items and the ecommerce block.
-        items, per_event, total_quantity = self._items(ev, lo, hi, start, n, is_purchase)
-        revenue = text.money(np.maximum(value, 0), ~is_purchase | ~has_value)
+        items, per_event, total_quantity = self._items(ev, lo, hi, start, n, is_purchase, table)
         ecommerce_rows = np.flatnonzero(per_event > 0)
         m = len(ecommerce_rows)
-        rows = pa.array(ecommerce_rows)
-        ecommerce = text.scatter(text.join([
+        revenue = text.money(np.maximum(value[ecommerce_rows], 0), ~reports_revenue[ecommerce_rows])
+        tx_rows = tx_number[ecommerce_rows]
+        ecommerce = self._present(table, text.join([
             '{"total_item_quantity":"', text.integers(total_quantity[ecommerce_rows]), '","purchase_revenue_in_usd":',
-            revenue.take(rows), ',"purchase_revenue":', revenue.take(rows),
+            revenue, ',"purchase_revenue":', revenue,
             ',"refund_value_in_usd":null,"refund_value":null,"shipping_value_in_usd":null,"shipping_value":null,'
             '"tax_value_in_usd":null,"tax_value":null,"unique_items":"', text.integers(per_event[ecommerce_rows]),
-            '","transaction_id":', text.fill_null(tx_quoted.take(rows), '"(not set)"'), "}",
-        ], m), ecommerce_rows, n)
+            '","transaction_id":', text.fill_null(text.fixed_digits(np.maximum(tx_rows, 0), 10, prefix="T", quoted=True,
+                                                                   null_mask=tx_rows < 0), '"(not set)"'), "}",
+        ], m), ecommerce_rows, n, self.null)
 
-        return text.join([
-            text.fixed_digits(ev.timestamp_us[s], 16, prefix=f'{{"event_date":"{event_date}","event_timestamp":"'),
-            text.pick(self.names, name), params,
-            '],"event_previous_timestamp":null,"event_value_in_usd":', revenue,
-            ',"event_bundle_sequence_id":"', text.fixed_digits(ev.bundle[s], 10),
-            '","event_server_timestamp_offset":',
-            text.fixed_digits(np.maximum(ev.server_offset[s], 0), 7, quoted=True, null_mask=ev.server_offset[s] < 0),
-            ',"user_id":', user_id, self._client_blocks(ev, s), ecommerce, ',"items":[', items,
-            '],"collected_traffic_source":null,"is_active_user":true,"batch_event_index":null,'
-            '"batch_ordering_id":null,"batch_page_id":null,"session_traffic_source_last_click":null,"publisher":null}\n',
-        ], n)
+        revenue_rows = np.flatnonzero(reports_revenue)
+        server_offset = ev.server_offset[s]
+        with_offset = np.flatnonzero(server_offset >= 0)
+        user = ev.user_member[s]
+        with_user = np.flatnonzero(user >= 0)
+        head = [
+            self._present(table, text.fixed_digits(ev.timestamp_us[s], 16, prefix=f'{{"event_date":"{event_date}","event_timestamp":"'),
+                          np.arange(n), n, self.empty),
+            self.name_base + name,
+        ]
+        seen = np.zeros(n, dtype=bool)
+        for column, present in params:
+            head += [np.where(present & seen, self.comma, self.empty), column]
+            seen |= present
+        head += [
+            self.after_params,
+            self._present(table, text.money(value[revenue_rows]), revenue_rows, n, self.null),
+            self._present(table, text.fixed_width([',"event_bundle_sequence_id":"', text.digit_matrix(ev.bundle[s], 10),
+                                                   '","event_server_timestamp_offset":'], n), np.arange(n), n, self.empty),
+            self._present(table, text.fixed_digits(server_offset[with_offset], 7, quoted=True), with_offset, n, self.null),
+            self.before_user_id,
+            self._present(table, text.fixed_digits(user[with_user], 8, prefix="M", quoted=True), with_user, n, self.null),
+            *self._client_blocks(ev, s, table),
+            ecommerce,
+            self.before_items,
+        ]
+        matrix = np.empty((n, len(head)), dtype=np.int64)
+        for k, column in enumerate(head):
+            matrix[:, k] = column
+        return table.gather(text.row_indices(matrix, per_event, items, self.line_end))
 
 
 __all__ = ["EventRenderer", "PROFILES", "transaction_ids"]

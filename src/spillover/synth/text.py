@@ -190,6 +190,43 @@ def iso_seconds(utc_us: np.ndarray) -> pa.Array:
     return pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%SZ")
 
 
+class Fragments:
+    """One table of text fragments from which rows are gathered: constants, per-row values and texts
+    shared by many rows sit side by side, and a row is a run of indices into the table. Gathering
+    copies every output byte once (one Arrow ``take``), however many pieces a row has."""
+
+    def __init__(self, constants: pa.Array):
+        self._arrays = [constants]
+        self._size = len(constants)
+
+    def add(self, values: pa.Array) -> int:
+        """Append ``values`` (no nulls) to the table; return the index of its first element."""
+        base = self._size
+        self._arrays.append(values)
+        self._size += len(values)
+        return base
+
+    def gather(self, indices: np.ndarray) -> memoryview:
+        """The bytes of the fragments at ``indices``, one after another."""
+        gathered = pa.chunked_array(self._arrays).take(pa.array(indices, pa.int64()))
+        return lines_to_bytes(gathered.combine_chunks() if gathered.num_chunks != 1 else gathered.chunk(0))
+
+
+def row_indices(head: np.ndarray, counts: np.ndarray, ragged: np.ndarray, tail: int) -> np.ndarray:
+    """Fragment indices of rows laid out as ``head[i, :]``, then ``counts[i]`` entries of ``ragged``
+    (row by row, in order), then ``tail``."""
+    n, width = head.shape
+    length = width + counts + 1
+    start = np.cumsum(length) - length
+    out = np.empty(int(length.sum()), dtype=np.int64)
+    out[start[:, None] + np.arange(width)] = head
+    if len(ragged):
+        before = np.cumsum(counts) - counts
+        out[np.repeat(start + width - before, counts) + np.arange(len(ragged))] = ragged
+    out[start + length - 1] = tail
+    return out
+
+
 def lines_to_bytes(lines: pa.Array) -> memoryview:
     """The concatenated bytes of a string array (each element already ends with a newline)."""
     if len(lines) == 0:
