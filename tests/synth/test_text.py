@@ -49,11 +49,9 @@ def test_constants_longer_than_the_cache_are_built_directly():
     assert text.constant("ab", 2).to_pylist() == ["ab", "ab"]
 
 
-def test_fragments_gather_rows_of_head_ragged_and_tail_pieces():
+def test_fragments_gather_rows_from_fixed_and_added_pieces():
     table = text.Fragments(pa.array(["<", ">\n", ","]))
     words = table.add(pa.array(["a", "bb", "ccc"]))
-    head = np.array([[0, words + 2], [0, words]])  # row 0: "<ccc", row 1: "<a"
-    ragged = np.array([2, words + 1, 2, words])  # row 0 gets ",bb,a"; row 1 nothing
-    indices = text.row_indices(head, np.array([4, 0]), ragged, 1)
-    assert indices.tolist() == [0, words + 2, 2, words + 1, 2, words, 1, 0, words, 1]
-    assert bytes(table.gather(indices)) == b"<ccc,bb,a>\n<a>\n"
+    more = table.add(pa.array(["dddd"]))
+    rows = np.array([[0, words + 2, 2, more, 1], [0, words, 1, 1, 1]])
+    assert bytes(table.gather(rows.ravel())) == b"<ccc,dddd>\n<a>\n>\n>\n"

@@ -3,7 +3,7 @@
 A line is a run of fragments gathered from one table (text.Fragments): fixed texts (a device/geo/app
 context, an event name, the text between fields), values rendered column-wise for the events that
 have them, and texts rendered once per client, session or distinct item. No row is formatted on its
-own, and each byte of the output is copied once when the fragments are gathered.
+own, and nearly every byte of the output is copied once, when the fragments are gathered.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -92,6 +93,17 @@ def _string_param(key: str, value: str) -> str:
                                         "double_value": None}})
 
 
+def _distinct(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The row of each distinct key's first occurrence, and each row's distinct key (numbered in
+    order of first occurrence); hashing, where np.unique would sort."""
+    inverse, _ = pd.factorize(key)
+    is_first = np.empty(len(inverse), dtype=bool)
+    if len(inverse):
+        is_first[0] = True
+        is_first[1:] = inverse[1:] > np.maximum.accumulate(inverse)[:-1]
+    return np.flatnonzero(is_first), inverse.astype(np.int64, copy=False)
+
+
 def transaction_ids(numbers: np.ndarray) -> pa.Array:
     """``T`` and ten digits; null where the number is negative (not an online order)."""
     numbers = np.asarray(numbers, dtype=np.int64)
@@ -130,12 +142,24 @@ class EventRenderer:
         screens = ["Home", "Checkout", "OrderComplete", "SignIn"] + ["Category"] * len(CATEGORIES)
         screens += ["ProductDetail"] * catalog.size
         self.n_pages = len(web_pages)
-        self.page_base = table([_string_param("page_location", p) for p in web_pages]
-                               + [_string_param("firebase_screen", s) for s in screens])
-        self.login_base = table([_string_param("method", "email"), _string_param("method", "device_registration")])
+        # A parameter's first fragment comes plain and comma-led (after another parameter).
+
+        def parameter_start(texts: list[str]) -> tuple[int, int]:
+            return table(texts), table(["," + t for t in texts])
+
+        self.page_start = parameter_start([_string_param("page_location", p) for p in web_pages]
+                                          + [_string_param("firebase_screen", s) for s in screens])
+        self.login_start = parameter_start([_string_param("method", "email"),
+                                            _string_param("method", "device_registration")])
+        self.engagement_start = parameter_start(['{"key":"engagement_time_msec","value":{"string_value":null,"int_value":"'])
+        self.engagement_end = table(['","float_value":null,"double_value":null}}'])
+        self.value_start = parameter_start([_string_param("currency", "USD") + ',{"key":"value","value":'
+                                            '{"string_value":null,"int_value":null,"float_value":null,"double_value":'])
+        self.value_end = table(["}}"])
+        self.transaction_start = parameter_start(['{"key":"transaction_id","value":{"string_value":'])
+        self.transaction_end = table([',"int_value":null,"float_value":null,"double_value":null}}'])
         self.empty = table([""])
         self.null = table(["null"])
-        self.comma = table([","])
         self.after_params = table(['],"event_previous_timestamp":null,"event_value_in_usd":'])
         self.before_user_id = table([',"user_id":'])
         self.before_items = table([',"items":['])
@@ -171,16 +195,15 @@ class EventRenderer:
                                      int(item_bounds[c + 1]), event_date, transaction_number)
 
     def _items(self, ev: Events, lo: int, hi: int, start: int, n: int, is_purchase: np.ndarray,
-               table: text.Fragments) -> tuple:
-        """Per item row, the index of its text (comma-led after an event's first item); items and
-        units per event."""
+               table: text.Fragments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per event, the index of its items' text (empty when it has none), its number of items and
+        of units."""
         item_event = ev.item_event[lo:hi] - start
         product, quantity = ev.item_product[lo:hi], ev.item_quantity[lo:hi]
         price, discount = ev.item_price[lo:hi], ev.item_discount[lo:hi]
-        n_items = len(item_event)
-        if n_items == 0:
-            empty = np.zeros(n, np.int64)
-            return np.empty(0, np.int64), empty, empty
+        if len(item_event) == 0:
+            none = np.zeros(n, np.int64)
+            return np.full(n, self.empty, dtype=np.int64), none, none
         per_event = np.bincount(item_event, minlength=n)
         # Item revenue is reported on purchase events only. A basket line shows up in several events
         # (view, cart, checkout, purchase): each distinct item is rendered once, then gathered.
@@ -188,7 +211,7 @@ class EventRenderer:
         if quantity.max() >= 256 or discount.max() >= 2**25:
             raise ValueError("an item's quantity or discount is out of the renderer's range")
         key = ((product * 256 + quantity) * 2**25 + discount) * 2 + with_revenue
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        first, inverse = _distinct(key)
         u_product, u_quantity = product[first], quantity[first]
         u_price, u_discount = price[first], discount[first]
         price_text = text.money(u_price)
@@ -198,21 +221,25 @@ class EventRenderer:
             text.integers(u_quantity), '","item_revenue_in_usd":', revenue_text, ',"item_revenue":', revenue_text,
             ',"item_refund_in_usd":null,"item_refund":null', text.pick(self.coupon_tails, (u_discount > 0).astype(np.int64)),
         ], len(first))
-        m = len(first)
-        base = table.add(distinct)
-        table.add(text.join([",", distinct], m))
-        later = np.empty(n_items, dtype=bool)
-        later[0] = False
-        later[1:] = item_event[1:] == item_event[:-1]
-        index = base + inverse.ravel() + m * later
+        # Most events show one item: its text is used as it is; longer lists are joined.
+        column = np.full(n, self.empty, dtype=np.int64)
+        single = per_event[item_event] == 1
+        column[item_event[single]] = table.add(distinct) + inverse[single]
+        multiple = np.flatnonzero(per_event > 1)
+        if len(multiple):
+            rows = ~single
+            offsets = np.zeros(len(multiple) + 1, dtype=np.int32)
+            np.cumsum(per_event[multiple], out=offsets[1:])
+            lists = pa.ListArray.from_arrays(pa.array(offsets), distinct.take(pa.array(inverse[rows])))
+            column[multiple] = table.add(pc.binary_join(lists, ",")) + np.arange(len(multiple))
         total_quantity = np.rint(np.bincount(item_event, weights=quantity, minlength=n)).astype(np.int64)
-        return index, per_event, total_quantity
+        return column, per_event, total_quantity
 
     def _client_blocks(self, ev: Events, s: slice, table: text.Fragments) -> tuple[np.ndarray, np.ndarray]:
         """Per event, the indices of its client's text from user_pseudo_id to event_dimensions: the
         ids and first touch (rendered once per client) and the device/geo/app context."""
         key = ev.person[s] * SLOTS + ev.slot[s]
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        first, inverse = _distinct(key)
         rows = np.arange(s.start, s.stop)[first]
         m = len(rows)
         first_touch = ev.first_touch_us[rows]
@@ -225,7 +252,6 @@ class EventRenderer:
             ',"user_pseudo_id":', pseudo_id, text.pick(self.privacy, ev.consent[rows]),
             text.fixed_digits(np.maximum(first_touch, 0), 16, quoted=True, null_mask=first_touch < 0),
         ], m)
-        inverse = inverse.ravel()
         city = self.person_city[ev.person[s]]
         context = (ev.profile[s] * len(CITIES) + city) * len(TRAFFIC_SOURCES) + ev.source[s]
         return table.add(ids) + inverse, self.context_base + context
@@ -235,7 +261,7 @@ class EventRenderer:
         has them (server-side events have none)."""
         session_id, session_number = ev.session_id[s], ev.session_number[s]
         key = (ev.person[s] * SLOTS + ev.slot[s]) * 2**24 + (session_number + 2)
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        first, inverse = _distinct(key)
         sid, snum = session_id[first], session_number[first]
         m = len(first)
         params = text.join([
@@ -245,12 +271,17 @@ class EventRenderer:
             text.quoted_integers(snum, snum < 0), ',"float_value":null,"double_value":null}}',
         ], m)
         present = session_id != -2
-        return np.where(present, table.add(params) + inverse.ravel(), self.empty), present
+        return np.where(present, table.add(params) + inverse, self.empty), present
 
     def _present(self, table: text.Fragments, values: pa.Array, rows: np.ndarray, n: int, absent: int) -> np.ndarray:
         """Per event, the index of its value (``values`` hold the values of ``rows``), else ``absent``."""
+        return self._indices(table.add(values), rows, n, absent)
+
+    @staticmethod
+    def _indices(base: int, rows: np.ndarray, n: int, absent: int) -> np.ndarray:
+        """Per event, the index of its value (the values of ``rows`` start at ``base``), else ``absent``."""
         column = np.full(n, absent, dtype=np.int64)
-        column[rows] = table.add(values) + np.arange(len(rows))
+        column[rows] = base + np.arange(len(rows))
         return column
 
     def _render_chunk(self, ev: Events, start: int, stop: int, lo: int, hi: int, event_date: str,
@@ -268,30 +299,39 @@ class EventRenderer:
         reported = np.flatnonzero(is_purchase & (order >= 0))
         tx_number[reported] = transaction_number[order[reported]]
 
-        # event_params: the present ones, separated by commas.
-        session, has_session = self._session_params(ev, s, table)
-        page = ev.page[s]
-        page_column = np.where(page >= 0, self.page_base + page + np.where(is_web, 0, self.n_pages), self.empty)
-        engaged = np.flatnonzero(ev.engagement_ms[s] >= 0)
-        engagement = self._present(table, text.join([
-            '{"key":"engagement_time_msec","value":{"string_value":null,"int_value":"',
-            text.integers(ev.engagement_ms[s][engaged]), '","float_value":null,"double_value":null}}'], len(engaged)),
-            engaged, n, self.empty)
-        with_value = np.flatnonzero(value >= 0)
-        value_param = self._present(table, text.join([
-            _string_param("currency", "USD"),
-            ',{"key":"value","value":{"string_value":null,"int_value":null,"float_value":null,"double_value":',
-            text.money(value[with_value]), "}}"], len(with_value)), with_value, n, self.empty)
-        with_tx = np.flatnonzero(tx_number >= 0)
-        tx_param = self._present(table, text.join([
-            '{"key":"transaction_id","value":{"string_value":',
-            text.fixed_digits(tx_number[with_tx], 10, prefix="T", quoted=True),
-            ',"int_value":null,"float_value":null,"double_value":null}}'], len(with_tx)), with_tx, n, self.empty)
-        method = ev.login_method[s]
-        method_column = np.where(method >= 0, self.login_base + method, self.empty)
-        params = [(session, has_session), (page_column, page >= 0), (engagement, engagement != self.empty),
-                  (value_param, value_param != self.empty), (tx_param, tx_param != self.empty),
-                  (method_column, method >= 0)]
+        # event_params: the present ones, each but the first led by a comma.
+        session, seen = self._session_params(ev, s, table)
+
+        def start_of(present: np.ndarray, start: tuple[int, int], offset: np.ndarray | int = 0) -> np.ndarray:
+            """The first fragment of a parameter: comma-led after another parameter, none if absent."""
+            index = np.where(present, np.where(seen, start[1], start[0]) + offset, self.empty)
+            np.logical_or(seen, present, out=seen)
+            return index
+
+        def end_of(present: np.ndarray, end: int) -> np.ndarray:
+            return np.where(present, end, self.empty)
+
+        page, method = ev.page[s], ev.login_method[s]
+        engagement_ms = ev.engagement_ms[s]
+        engaged, has_value, has_tx = engagement_ms >= 0, value >= 0, tx_number >= 0
+        with_value = np.flatnonzero(has_value)
+        value_text = table.add(text.money(value[with_value]))
+        with_engagement, with_tx = np.flatnonzero(engaged), np.flatnonzero(has_tx)
+        params = [
+            session,
+            start_of(page >= 0, self.page_start, page + np.where(is_web, 0, self.n_pages)),
+            start_of(engaged, self.engagement_start),
+            self._present(table, text.integers(engagement_ms[with_engagement]), with_engagement, n, self.empty),
+            end_of(engaged, self.engagement_end),
+            start_of(has_value, self.value_start),
+            self._indices(value_text, with_value, n, self.empty),
+            end_of(has_value, self.value_end),
+            start_of(has_tx, self.transaction_start),
+            self._present(table, text.fixed_digits(tx_number[with_tx], 10, prefix="T", quoted=True), with_tx, n,
+                          self.empty),
+            end_of(has_tx, self.transaction_end),
+            start_of(method >= 0, self.login_start, method),
+        ]
 
         # Items and the ecommerce block.
         items, per_event, total_quantity = self._items(ev, lo, hi, start, n, is_purchase, table)
@@ -308,36 +348,35 @@ class EventRenderer:
                                                                    null_mask=tx_rows < 0), '"(not set)"'), "}",
         ], m), ecommerce_rows, n, self.null)
 
-        revenue_rows = np.flatnonzero(reports_revenue)
         server_offset = ev.server_offset[s]
         with_offset = np.flatnonzero(server_offset >= 0)
         user = ev.user_member[s]
         with_user = np.flatnonzero(user >= 0)
-        head = [
-            self._present(table, text.fixed_digits(ev.timestamp_us[s], 16, prefix=f'{{"event_date":"{event_date}","event_timestamp":"'),
-                          np.arange(n), n, self.empty),
+        every = np.arange(n)
+        fragments = [
+            self._present(table, text.fixed_digits(ev.timestamp_us[s], 16,
+                                                   prefix=f'{{"event_date":"{event_date}","event_timestamp":"'),
+                          every, n, self.empty),
             self.name_base + name,
-        ]
-        seen = np.zeros(n, dtype=bool)
-        for column, present in params:
-            head += [np.where(present & seen, self.comma, self.empty), column]
-            seen |= present
-        head += [
+            *params,
             self.after_params,
-            self._present(table, text.money(value[revenue_rows]), revenue_rows, n, self.null),
+            # event_value_in_usd: the value parameter's amount, on purchases
+            np.where(reports_revenue, self._indices(value_text, with_value, n, self.null), self.null),
             self._present(table, text.fixed_width([',"event_bundle_sequence_id":"', text.digit_matrix(ev.bundle[s], 10),
-                                                   '","event_server_timestamp_offset":'], n), np.arange(n), n, self.empty),
+                                                   '","event_server_timestamp_offset":'], n), every, n, self.empty),
             self._present(table, text.fixed_digits(server_offset[with_offset], 7, quoted=True), with_offset, n, self.null),
             self.before_user_id,
             self._present(table, text.fixed_digits(user[with_user], 8, prefix="M", quoted=True), with_user, n, self.null),
             *self._client_blocks(ev, s, table),
             ecommerce,
             self.before_items,
+            items,
+            self.line_end,
         ]
-        matrix = np.empty((n, len(head)), dtype=np.int64)
-        for k, column in enumerate(head):
-            matrix[:, k] = column
-        return table.gather(text.row_indices(matrix, per_event, items, self.line_end))
+        lines = np.empty((n, len(fragments)), dtype=np.int64)
+        for k, column in enumerate(fragments):
+            lines[:, k] = column
+        return table.gather(lines.ravel())
 
 
 __all__ = ["EventRenderer", "PROFILES", "transaction_ids"]

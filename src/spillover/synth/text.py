@@ -212,21 +212,6 @@ class Fragments:
         return lines_to_bytes(gathered.combine_chunks() if gathered.num_chunks != 1 else gathered.chunk(0))
 
 
-def row_indices(head: np.ndarray, counts: np.ndarray, ragged: np.ndarray, tail: int) -> np.ndarray:
-    """Fragment indices of rows laid out as ``head[i, :]``, then ``counts[i]`` entries of ``ragged``
-    (row by row, in order), then ``tail``."""
-    n, width = head.shape
-    length = width + counts + 1
-    start = np.cumsum(length) - length
-    out = np.empty(int(length.sum()), dtype=np.int64)
-    out[start[:, None] + np.arange(width)] = head
-    if len(ragged):
-        before = np.cumsum(counts) - counts
-        out[np.repeat(start + width - before, counts) + np.arange(len(ragged))] = ragged
-    out[start + length - 1] = tail
-    return out
-
-
 def lines_to_bytes(lines: pa.Array) -> memoryview:
     """The concatenated bytes of a string array (each element already ends with a newline)."""
     if len(lines) == 0:
