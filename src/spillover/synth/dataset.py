@@ -16,7 +16,6 @@ import numpy as np
 
 from spillover.errors import SpilloverInputError
 from spillover.progress import NullProgress, Progress
-from spillover.synth import text
 from spillover.synth.catalog import DEVICES, build_catalog
 from spillover.synth.clock import DEFAULT_START, PROPERTY_TIMEZONE, Calendar
 from spillover.synth.ga4_json import EventRenderer
