@@ -47,3 +47,11 @@ def test_hex_ids_and_scatter():
 def test_constants_longer_than_the_cache_are_built_directly():
     assert text.constant("ab", text.CONSTANT_ROWS + 3).to_pylist()[-1] == "ab"
     assert text.constant("ab", 2).to_pylist() == ["ab", "ab"]
+
+
+def test_fragments_gather_rows_from_fixed_and_added_pieces():
+    table = text.Fragments(pa.array(["<", ">\n", ","]))
+    words = table.add(pa.array(["a", "bb", "ccc"]))
+    more = table.add(pa.array(["dddd"]))
+    rows = np.array([[0, words + 2, 2, more, 1], [0, words, 1, 1, 1]])
+    assert bytes(table.gather(rows.ravel())) == b"<ccc,dddd>\n<a>\n>\n>\n"

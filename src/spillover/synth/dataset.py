@@ -16,7 +16,6 @@ import numpy as np
 
 from spillover.errors import SpilloverInputError
 from spillover.progress import NullProgress, Progress
-from spillover.synth import text
 from spillover.synth.catalog import DEVICES, build_catalog
 from spillover.synth.clock import DEFAULT_START, PROPERTY_TIMEZONE, Calendar
 from spillover.synth.ga4_json import EventRenderer
@@ -68,7 +67,7 @@ def _prepare(out_dir: Path) -> None:
 def _write_events(renderer: EventRenderer, events, date: str, transactions: np.ndarray, path: Path) -> None:
     with path.open("wb") as handle:
         for chunk in renderer.render(events, date, transactions):
-            handle.write(text.lines_to_bytes(chunk))
+            handle.write(chunk)
             del chunk
 
 

@@ -1,7 +1,9 @@
 """GA4 events as BigQuery's JSON export writes them: one object per line, INT64 as strings, nulls kept.
 
-Rows are assembled column-wise from pre-rendered fragments (a client's device/geo/app context, the
-privacy block, each product's item fields), so no row is ever formatted on its own.
+A line is a run of fragments gathered from one table (text.Fragments): fixed texts (a device/geo/app
+context, an event name, the text between fields), values rendered column-wise for the events that
+have them, and texts rendered once per client, session or distinct item. No row is formatted on its
+own, and nearly every byte of the output is copied once, when the fragments are gathered.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 from collections.abc import Iterator
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -90,6 +93,17 @@ def _string_param(key: str, value: str) -> str:
                                         "double_value": None}})
 
 
+def _distinct(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The row of each distinct key's first occurrence, and each row's distinct key (numbered in
+    order of first occurrence); hashing, where np.unique would sort."""
+    inverse, _ = pd.factorize(key)
+    is_first = np.empty(len(inverse), dtype=bool)
+    if len(inverse):
+        is_first[0] = True
+        is_first[1:] = inverse[1:] > np.maximum.accumulate(inverse)[:-1]
+    return np.flatnonzero(is_first), inverse.astype(np.int64, copy=False)
+
+
 def transaction_ids(numbers: np.ndarray) -> pa.Array:
     """``T`` and ten digits; null where the number is negative (not an online order)."""
     numbers = np.asarray(numbers, dtype=np.int64)
@@ -97,38 +111,65 @@ def transaction_ids(numbers: np.ndarray) -> pa.Array:
 
 
 class EventRenderer:
-    """Renders :class:`Events` into NDJSON lines."""
+    """Renders :class:`Events` into NDJSON bytes."""
 
     def __init__(self, catalog: Catalog, pages: PageIndex, person_city: np.ndarray):
         self.catalog = catalog
         self.person_city = person_city
-        # Fragments picked per row carry the constant text around them, so fewer columns are joined.
-        contexts = []
-        for device, app_info, stream, platform in PROFILES:
-            dimensions = {"hostname": HOSTNAME} if app_info is None else None
-            for city, _, state, _, metro in CITIES:
-                geo = {"city": city, "country": "United States", "continent": "Americas", "region": state,
-                       "sub_continent": "Northern America", "metro": metro}
-                for source in TRAFFIC_SOURCES:
-                    contexts.append(
-                        f',"user_ltv":null,"device":{_dump(device)},"geo":{_dump(geo)},"app_info":{_dump(app_info)},'
-                        f'"traffic_source":{_dump(source)},"stream_id":"{stream}","platform":"{platform}",'
-                        f'"event_dimensions":{_dump(dimensions)},"ecommerce":'
-                    )
-        self.contexts = pa.array(contexts)
-        self.privacy = pa.array([f',"privacy_info":{_dump(p)},"user_properties":[],"user_first_touch_timestamp":'
-                                 for p in PRIVACY])
-        self.names = pa.array([f'","event_name":"{name}","event_params":[' for name in EVENT_NAMES])
+        # Every fixed fragment of a line sits in one table that starts each chunk's fragment table:
+        # device/geo/app contexts, event names, page and login parameters, and the text between fields.
+        fixed: list[str] = []
+
+        def table(texts: list[str]) -> int:
+            fixed.extend(texts)
+            return len(fixed) - len(texts)
+
+        geos = [_dump({"city": city, "country": "United States", "continent": "Americas", "region": state,
+                       "sub_continent": "Northern America", "metro": metro}) for city, _, state, _, metro in CITIES]
+        sources = [_dump(source) for source in TRAFFIC_SOURCES]
+        clients = [(f',"user_ltv":null,"device":{_dump(device)},"geo":', f',"app_info":{_dump(app_info)},"traffic_source":',
+                    f',"stream_id":"{stream}","platform":"{platform}","event_dimensions":'
+                    f'{_dump({"hostname": HOSTNAME} if app_info is None else None)},"ecommerce":')
+                   for device, app_info, stream, platform in PROFILES]
+        self.context_base = table([before_geo + geo + before_source + source + after_source
+                                   for before_geo, before_source, after_source in clients
+                                   for geo in geos for source in sources])
+        self.name_base = table([f'","event_name":"{name}","event_params":[' for name in EVENT_NAMES])
         web_pages = ["https://shop.example.com/", "https://shop.example.com/checkout",
                      "https://shop.example.com/checkout/complete", "https://shop.example.com/account/sign-in"]
         web_pages += [f"https://shop.example.com/c/{c.slug}" for c in CATEGORIES]
         web_pages += [f"https://shop.example.com/p/{pid}" for pid in catalog.product_id]
         screens = ["Home", "Checkout", "OrderComplete", "SignIn"] + ["Category"] * len(CATEGORIES)
         screens += ["ProductDetail"] * catalog.size
-        self.page_params = pa.array([_string_param("page_location", p) for p in web_pages]
-                                    + [_string_param("firebase_screen", s) for s in screens])
         self.n_pages = len(web_pages)
-        self.login_params = pa.array([_string_param("method", "email"), _string_param("method", "device_registration")])
+        # A parameter's first fragment comes plain and comma-led (after another parameter).
+
+        def parameter_start(texts: list[str]) -> tuple[int, int]:
+            return table(texts), table(["," + t for t in texts])
+
+        self.page_start = parameter_start([_string_param("page_location", p) for p in web_pages]
+                                          + [_string_param("firebase_screen", s) for s in screens])
+        self.login_start = parameter_start([_string_param("method", "email"),
+                                            _string_param("method", "device_registration")])
+        self.engagement_start = parameter_start(['{"key":"engagement_time_msec","value":{"string_value":null,"int_value":"'])
+        self.engagement_end = table(['","float_value":null,"double_value":null}}'])
+        self.value_start = parameter_start([_string_param("currency", "USD") + ',{"key":"value","value":'
+                                            '{"string_value":null,"int_value":null,"float_value":null,"double_value":'])
+        self.value_end = table(["}}"])
+        self.transaction_start = parameter_start(['{"key":"transaction_id","value":{"string_value":'])
+        self.transaction_end = table([',"int_value":null,"float_value":null,"double_value":null}}'])
+        self.empty = table([""])
+        self.null = table(["null"])
+        self.after_params = table(['],"event_previous_timestamp":null,"event_value_in_usd":'])
+        self.before_user_id = table([',"user_id":'])
+        self.before_items = table([',"items":['])
+        self.line_end = table(['],"collected_traffic_source":null,"is_active_user":true,"batch_event_index":null,'
+                               '"batch_ordering_id":null,"batch_page_id":null,"session_traffic_source_last_click":null,'
+                               '"publisher":null}\n'])
+        self.fixed = pa.array(fixed, pa.string())
+        # Fragments that other fragments are built from.
+        self.privacy = pa.array([f',"privacy_info":{_dump(p)},"user_properties":[],"user_first_touch_timestamp":'
+                                 for p in PRIVACY])
         brands = {c.slug: c.brand for c in CATEGORIES}
         item_prefix = []
         for pid, name, category in zip(catalog.product_id, catalog.name, catalog.category):
@@ -144,30 +185,33 @@ class EventRenderer:
         self.coupon_tails = pa.array([f',"coupon":"(not set)",{tail}', f',"coupon":"SAVE10",{tail}'])
         assert len(PROFILES) == 16 and N_WEB_PROFILES == 9 and len(DEVICES) == 3
 
-    def render(self, events: Events, event_date: str, transaction_number: np.ndarray) -> Iterator[pa.Array]:
-        """Lines (each ending in a newline), in chunks of at most CHUNK_EVENTS rows."""
+    def render(self, events: Events, event_date: str, transaction_number: np.ndarray) -> Iterator[memoryview]:
+        """The NDJSON bytes of the events (every line ends in a newline), in chunks of at most
+        CHUNK_EVENTS lines."""
         bounds = list(range(0, events.size, CHUNK_EVENTS)) + [events.size]
         item_bounds = np.searchsorted(events.item_event, bounds)
         for c in range(len(bounds) - 1):
             yield self._render_chunk(events, bounds[c], bounds[c + 1], int(item_bounds[c]),
                                      int(item_bounds[c + 1]), event_date, transaction_number)
 
-    def _items(self, ev: Events, lo: int, hi: int, start: int, n: int, is_purchase: np.ndarray) -> tuple:
+    def _items(self, ev: Events, lo: int, hi: int, start: int, n: int, is_purchase: np.ndarray,
+               table: text.Fragments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per event, the index of its items' text (empty when it has none), its number of items and
+        of units."""
         item_event = ev.item_event[lo:hi] - start
         product, quantity = ev.item_product[lo:hi], ev.item_quantity[lo:hi]
         price, discount = ev.item_price[lo:hi], ev.item_discount[lo:hi]
-        n_items = len(item_event)
-        per_event = np.bincount(item_event, minlength=n) if n_items else np.zeros(n, np.int64)
-        offsets = pa.array(np.concatenate([[0], np.cumsum(per_event)]).astype(np.int32))
-        if n_items == 0:
-            return pc.binary_join(pa.ListArray.from_arrays(offsets, pa.array([], pa.string())), ","), per_event, per_event
+        if len(item_event) == 0:
+            none = np.zeros(n, np.int64)
+            return np.full(n, self.empty, dtype=np.int64), none, none
+        per_event = np.bincount(item_event, minlength=n)
         # Item revenue is reported on purchase events only. A basket line shows up in several events
         # (view, cart, checkout, purchase): each distinct item is rendered once, then gathered.
         with_revenue = is_purchase[item_event]
         if quantity.max() >= 256 or discount.max() >= 2**25:
             raise ValueError("an item's quantity or discount is out of the renderer's range")
         key = ((product * 256 + quantity) * 2**25 + discount) * 2 + with_revenue
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        first, inverse = _distinct(key)
         u_product, u_quantity = product[first], quantity[first]
         u_price, u_discount = price[first], discount[first]
         price_text = text.money(u_price)
@@ -177,15 +221,25 @@ class EventRenderer:
             text.integers(u_quantity), '","item_revenue_in_usd":', revenue_text, ',"item_revenue":', revenue_text,
             ',"item_refund_in_usd":null,"item_refund":null', text.pick(self.coupon_tails, (u_discount > 0).astype(np.int64)),
         ], len(first))
-        rows = distinct.take(pa.array(inverse.ravel()))
-        items = pc.binary_join(pa.ListArray.from_arrays(offsets, rows), ",")
+        # Most events show one item: its text is used as it is; longer lists are joined.
+        column = np.full(n, self.empty, dtype=np.int64)
+        single = per_event[item_event] == 1
+        column[item_event[single]] = table.add(distinct) + inverse[single]
+        multiple = np.flatnonzero(per_event > 1)
+        if len(multiple):
+            rows = ~single
+            offsets = np.zeros(len(multiple) + 1, dtype=np.int32)
+            np.cumsum(per_event[multiple], out=offsets[1:])
+            lists = pa.ListArray.from_arrays(pa.array(offsets), distinct.take(pa.array(inverse[rows])))
+            column[multiple] = table.add(pc.binary_join(lists, ",")) + np.arange(len(multiple))
         total_quantity = np.rint(np.bincount(item_event, weights=quantity, minlength=n)).astype(np.int64)
-        return items, per_event, total_quantity
+        return column, per_event, total_quantity
 
-    def _client_blocks(self, ev: Events, s: slice) -> pa.Array:
-        """From user_pseudo_id to event_dimensions: the same for every event of a client on a day."""
+    def _client_blocks(self, ev: Events, s: slice, table: text.Fragments) -> tuple[np.ndarray, np.ndarray]:
+        """Per event, the indices of its client's text from user_pseudo_id to event_dimensions: the
+        ids and first touch (rendered once per client) and the device/geo/app context."""
         key = ev.person[s] * SLOTS + ev.slot[s]
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        first, inverse = _distinct(key)
         rows = np.arange(s.start, s.stop)[first]
         m = len(rows)
         first_touch = ev.first_touch_us[rows]
@@ -194,94 +248,135 @@ class EventRenderer:
                                    text.digit_matrix(np.maximum(first_touch, 0) // 1_000_000, 10), '"'], m)
         app_id = text.hex_digits(ev.client_high[rows], ev.client_low[rows], quoted=True)
         pseudo_id = text.null_where(pc.if_else(pa.array(is_web), web_id, app_id), ev.consent[rows] == 2)
-        city = self.person_city[ev.person[rows]]
-        context = (ev.profile[rows] * len(CITIES) + city) * len(TRAFFIC_SOURCES) + ev.source[rows]
-        blocks = text.join([
+        ids = text.join([
             ',"user_pseudo_id":', pseudo_id, text.pick(self.privacy, ev.consent[rows]),
             text.fixed_digits(np.maximum(first_touch, 0), 16, quoted=True, null_mask=first_touch < 0),
-            text.pick(self.contexts, context),
         ], m)
-        return blocks.take(pa.array(inverse.ravel()))
+        city = self.person_city[ev.person[s]]
+        context = (ev.profile[s] * len(CITIES) + city) * len(TRAFFIC_SOURCES) + ev.source[s]
+        return table.add(ids) + inverse, self.context_base + context
 
-    def _session_params(self, ev: Events, s: slice) -> pa.Array:
-        """The ga_session_id and ga_session_number parameters (null when the event has no session)."""
+    def _session_params(self, ev: Events, s: slice, table: text.Fragments) -> tuple[np.ndarray, np.ndarray]:
+        """Per event, the index of its ga_session_id and ga_session_number parameters, and whether it
+        has them (server-side events have none)."""
         session_id, session_number = ev.session_id[s], ev.session_number[s]
         key = (ev.person[s] * SLOTS + ev.slot[s]) * 2**24 + (session_number + 2)
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        first, inverse = _distinct(key)
         sid, snum = session_id[first], session_number[first]
         m = len(first)
-        params = text.null_where(text.join([
+        params = text.join([
             '{"key":"ga_session_id","value":{"string_value":null,"int_value":',
             text.fixed_digits(np.maximum(sid, 0), 10, quoted=True, null_mask=sid < 0),
             ',"float_value":null,"double_value":null}},{"key":"ga_session_number","value":{"string_value":null,"int_value":',
             text.quoted_integers(snum, snum < 0), ',"float_value":null,"double_value":null}}',
-        ], m), sid == -2)
-        return params.take(pa.array(inverse.ravel()))
+        ], m)
+        present = session_id != -2
+        return np.where(present, table.add(params) + inverse, self.empty), present
+
+    def _present(self, table: text.Fragments, values: pa.Array, rows: np.ndarray, n: int, absent: int) -> np.ndarray:
+        """Per event, the index of its value (``values`` hold the values of ``rows``), else ``absent``."""
+        return self._indices(table.add(values), rows, n, absent)
+
+    @staticmethod
+    def _indices(base: int, rows: np.ndarray, n: int, absent: int) -> np.ndarray:
+        """Per event, the index of its value (the values of ``rows`` start at ``base``), else ``absent``."""
+        column = np.full(n, absent, dtype=np.int64)
+        column[rows] = base + np.arange(len(rows))
+        return column
 
     def _render_chunk(self, ev: Events, start: int, stop: int, lo: int, hi: int, event_date: str,
-                      transaction_number: np.ndarray) -> pa.Array:
+                      transaction_number: np.ndarray) -> memoryview:
         n = stop - start
         s = slice(start, stop)
+        table = text.Fragments(self.fixed)
         name = ev.name[s]
         is_web = ev.profile[s] < N_WEB_PROFILES
         value = ev.value_cents[s]
-        has_value = value >= 0
         is_purchase = name == NAME["purchase"]
+        reports_revenue = is_purchase & (value >= 0)
         order = ev.order[s]
         tx_number = np.full(n, -1, dtype=np.int64)
         reported = np.flatnonzero(is_purchase & (order >= 0))
         tx_number[reported] = transaction_number[order[reported]]
-        has_tx = tx_number >= 0
-        tx_quoted = text.fixed_digits(np.maximum(tx_number, 0), 10, prefix="T", quoted=True, null_mask=~has_tx)
 
-        # event_params: fragments joined with commas, absent ones (null) skipped.
-        page_index = ev.page[s] + np.where(is_web, 0, self.n_pages)
-        page = text.null_where(text.pick(self.page_params, np.maximum(page_index, 0)), ev.page[s] < 0)
-        engaged = np.flatnonzero(ev.engagement_ms[s] >= 0)
-        engagement = text.scatter(text.join([
-            '{"key":"engagement_time_msec","value":{"string_value":null,"int_value":"',
-            text.integers(ev.engagement_ms[s][engaged]), '","float_value":null,"double_value":null}}'], len(engaged)),
-            engaged, n)
+        # event_params: the present ones, each but the first led by a comma.
+        session, seen = self._session_params(ev, s, table)
+
+        def start_of(present: np.ndarray, start: tuple[int, int], offset: np.ndarray | int = 0) -> np.ndarray:
+            """The first fragment of a parameter: comma-led after another parameter, none if absent."""
+            index = np.where(present, np.where(seen, start[1], start[0]) + offset, self.empty)
+            np.logical_or(seen, present, out=seen)
+            return index
+
+        def end_of(present: np.ndarray, end: int) -> np.ndarray:
+            return np.where(present, end, self.empty)
+
+        page, method = ev.page[s], ev.login_method[s]
+        engagement_ms = ev.engagement_ms[s]
+        engaged, has_value, has_tx = engagement_ms >= 0, value >= 0, tx_number >= 0
         with_value = np.flatnonzero(has_value)
-        value_param = text.scatter(text.join([
-            _string_param("currency", "USD"),
-            ',{"key":"value","value":{"string_value":null,"int_value":null,"float_value":null,"double_value":',
-            text.money(value[with_value]), "}}"], len(with_value)), with_value, n)
-        with_tx = np.flatnonzero(has_tx)
-        tx_param = text.scatter(text.join([
-            '{"key":"transaction_id","value":{"string_value":', tx_quoted.take(pa.array(with_tx)),
-            ',"int_value":null,"float_value":null,"double_value":null}}'], len(with_tx)), with_tx, n)
-        method = text.null_where(text.pick(self.login_params, np.maximum(ev.login_method[s], 0)), ev.login_method[s] < 0)
-        params = pc.binary_join_element_wise(self._session_params(ev, s), page, engagement, value_param, tx_param,
-                                             method, ",", null_handling="skip")
-        user_id = text.fixed_digits(np.maximum(ev.user_member[s], 0), 8, prefix="M", quoted=True,
-                                    null_mask=ev.user_member[s] < 0)
+        value_text = table.add(text.money(value[with_value]))
+        with_engagement, with_tx = np.flatnonzero(engaged), np.flatnonzero(has_tx)
+        params = [
+            session,
+            start_of(page >= 0, self.page_start, page + np.where(is_web, 0, self.n_pages)),
+            start_of(engaged, self.engagement_start),
+            self._present(table, text.integers(engagement_ms[with_engagement]), with_engagement, n, self.empty),
+            end_of(engaged, self.engagement_end),
+            start_of(has_value, self.value_start),
+            self._indices(value_text, with_value, n, self.empty),
+            end_of(has_value, self.value_end),
+            start_of(has_tx, self.transaction_start),
+            self._present(table, text.fixed_digits(tx_number[with_tx], 10, prefix="T", quoted=True), with_tx, n,
+                          self.empty),
+            end_of(has_tx, self.transaction_end),
+            start_of(method >= 0, self.login_start, method),
+        ]
 
         # Items and the ecommerce block.
-        items, per_event, total_quantity = self._items(ev, lo, hi, start, n, is_purchase)
-        revenue = text.money(np.maximum(value, 0), ~is_purchase | ~has_value)
+        items, per_event, total_quantity = self._items(ev, lo, hi, start, n, is_purchase, table)
         ecommerce_rows = np.flatnonzero(per_event > 0)
         m = len(ecommerce_rows)
-        rows = pa.array(ecommerce_rows)
-        ecommerce = text.scatter(text.join([
+        revenue = text.money(np.maximum(value[ecommerce_rows], 0), ~reports_revenue[ecommerce_rows])
+        tx_rows = tx_number[ecommerce_rows]
+        ecommerce = self._present(table, text.join([
             '{"total_item_quantity":"', text.integers(total_quantity[ecommerce_rows]), '","purchase_revenue_in_usd":',
-            revenue.take(rows), ',"purchase_revenue":', revenue.take(rows),
+            revenue, ',"purchase_revenue":', revenue,
             ',"refund_value_in_usd":null,"refund_value":null,"shipping_value_in_usd":null,"shipping_value":null,'
             '"tax_value_in_usd":null,"tax_value":null,"unique_items":"', text.integers(per_event[ecommerce_rows]),
-            '","transaction_id":', text.fill_null(tx_quoted.take(rows), '"(not set)"'), "}",
-        ], m), ecommerce_rows, n)
+            '","transaction_id":', text.fill_null(text.fixed_digits(np.maximum(tx_rows, 0), 10, prefix="T", quoted=True,
+                                                                   null_mask=tx_rows < 0), '"(not set)"'), "}",
+        ], m), ecommerce_rows, n, self.null)
 
-        return text.join([
-            text.fixed_digits(ev.timestamp_us[s], 16, prefix=f'{{"event_date":"{event_date}","event_timestamp":"'),
-            text.pick(self.names, name), params,
-            '],"event_previous_timestamp":null,"event_value_in_usd":', revenue,
-            ',"event_bundle_sequence_id":"', text.fixed_digits(ev.bundle[s], 10),
-            '","event_server_timestamp_offset":',
-            text.fixed_digits(np.maximum(ev.server_offset[s], 0), 7, quoted=True, null_mask=ev.server_offset[s] < 0),
-            ',"user_id":', user_id, self._client_blocks(ev, s), ecommerce, ',"items":[', items,
-            '],"collected_traffic_source":null,"is_active_user":true,"batch_event_index":null,'
-            '"batch_ordering_id":null,"batch_page_id":null,"session_traffic_source_last_click":null,"publisher":null}\n',
-        ], n)
+        server_offset = ev.server_offset[s]
+        with_offset = np.flatnonzero(server_offset >= 0)
+        user = ev.user_member[s]
+        with_user = np.flatnonzero(user >= 0)
+        every = np.arange(n)
+        fragments = [
+            self._present(table, text.fixed_digits(ev.timestamp_us[s], 16,
+                                                   prefix=f'{{"event_date":"{event_date}","event_timestamp":"'),
+                          every, n, self.empty),
+            self.name_base + name,
+            *params,
+            self.after_params,
+            # event_value_in_usd: the value parameter's amount, on purchases
+            np.where(reports_revenue, self._indices(value_text, with_value, n, self.null), self.null),
+            self._present(table, text.fixed_width([',"event_bundle_sequence_id":"', text.digit_matrix(ev.bundle[s], 10),
+                                                   '","event_server_timestamp_offset":'], n), every, n, self.empty),
+            self._present(table, text.fixed_digits(server_offset[with_offset], 7, quoted=True), with_offset, n, self.null),
+            self.before_user_id,
+            self._present(table, text.fixed_digits(user[with_user], 8, prefix="M", quoted=True), with_user, n, self.null),
+            *self._client_blocks(ev, s, table),
+            ecommerce,
+            self.before_items,
+            items,
+            self.line_end,
+        ]
+        lines = np.empty((n, len(fragments)), dtype=np.int64)
+        for k, column in enumerate(fragments):
+            lines[:, k] = column
+        return table.gather(lines.ravel())
 
 
 __all__ = ["EventRenderer", "PROFILES", "transaction_ids"]

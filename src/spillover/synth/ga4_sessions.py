@@ -51,6 +51,19 @@ SLOT_NAME = np.array([NAME["first_visit"], NAME["session_start"], NAME["login"],
                       NAME["voice_shop"], NAME["purchase"]])
 SESSION_PURCHASE, SESSION_BROWSE, SESSION_DEVICE = range(3)
 
+
+def _slots(*slots: int) -> np.ndarray:
+    """A lookup by event slot: True for the given slots (faster than np.isin on every event)."""
+    table = np.zeros(N_SESSION_SLOTS, dtype=bool)
+    table[list(slots)] = True
+    return table
+
+
+ENGAGED_SLOT = _slots(S_PAGE_VIEW, S_USAGE)
+VALUED_SLOT = _slots(S_VIEW_ITEM, S_ADD_TO_CART, S_BEGIN_CHECKOUT, S_PURCHASE)
+HOME_SLOT = _slots(S_FIRST_VISIT, S_SESSION_START)
+PRODUCT_SLOT = _slots(S_VIEW_ITEM, S_ADD_TO_CART)
+
 # --- behaviour of visitors ------------------------------------------------------------------------
 COOKIE_RESET_PER_DAY_USED = 0.03
 BROWSE_LOGIN = {"web": 0.2, "app": 0.7}
@@ -397,7 +410,7 @@ class SessionBuilder:
         # Page/screen of each event.
         page = self.pages.for_events(event_slot, item_event, item_product, n_events, person[event_session],
                                      pop, rng, kind[event_session])
-        engagement = np.where(np.isin(event_slot, [S_PAGE_VIEW, S_USAGE]),
+        engagement = np.where(ENGAGED_SLOT[event_slot],
                               (rng.exponential(20_000.0, n_events) + 500).astype(np.int64), -1)
         is_app_event = ~is_web[event_session]
         value = np.full(n_events, -1, dtype=np.int64)
@@ -427,7 +440,7 @@ class SessionBuilder:
             user_member=event_user,
             page=page,
             engagement_ms=engagement,
-            value_cents=np.where(np.isin(event_slot, [S_VIEW_ITEM, S_ADD_TO_CART, S_BEGIN_CHECKOUT, S_PURCHASE]), value, -1),
+            value_cents=np.where(VALUED_SLOT[event_slot], value, -1),
             order=event_order,
             login_method=np.where(is_login, np.where(is_device[event_session], 1, 0), -1),
             bundle=bundle,
@@ -591,7 +604,7 @@ class PageIndex:
     def for_events(self, event_slot, item_event, item_product, n_events, event_person, pop, rng, event_kind):
         page = np.full(n_events, -1, dtype=np.int64)
         web_or_app = event_kind != SESSION_DEVICE
-        page[web_or_app & np.isin(event_slot, [S_FIRST_VISIT, S_SESSION_START])] = self.HOME
+        page[web_or_app & HOME_SLOT[event_slot]] = self.HOME
         views = np.flatnonzero(web_or_app & (event_slot == S_PAGE_VIEW))
         u = rng.random(len(views))
         category = np.minimum((u[:, None] > pop.taste_cdf[event_person[views]]).sum(axis=1), len(CATEGORIES) - 1)
@@ -599,7 +612,7 @@ class PageIndex:
         page[web_or_app & ((event_slot == S_LOGIN_EARLY) | (event_slot == S_LOGIN_CHECKOUT))] = self.SIGN_IN
         page[web_or_app & (event_slot == S_BEGIN_CHECKOUT)] = self.CHECKOUT
         page[web_or_app & (event_slot == S_PURCHASE)] = self.COMPLETE
-        product_events = np.flatnonzero(np.isin(event_slot, [S_VIEW_ITEM, S_ADD_TO_CART]))
+        product_events = np.flatnonzero(PRODUCT_SLOT[event_slot])
         if len(product_events) and len(item_event):
             first_item = np.searchsorted(item_event, product_events)
             page[product_events] = self.product_base + item_product[first_item]

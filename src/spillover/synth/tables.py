@@ -56,8 +56,33 @@ def write_products(path: Path, catalog: Catalog) -> None:
         ], n)
 
 
+class _Batch:
+    """Columns of rows held back until there are enough to render in one go: rendering text costs
+    a fixed amount per call, which a small day would otherwise pay for every file it writes."""
+
+    ROWS = 20_000
+
+    def __init__(self):
+        self.parts: list[dict[str, np.ndarray]] = []
+        self.rows = 0
+
+    def add(self, rows: int, **columns: np.ndarray) -> bool:
+        """Hold the columns; True when the batch is full."""
+        self.parts.append(columns)
+        self.rows += rows
+        return self.rows >= self.ROWS
+
+    def take(self) -> dict[str, np.ndarray] | None:
+        """The held columns, one array each (None when empty); the batch is emptied."""
+        if not self.parts:
+            return None
+        columns = {name: np.concatenate([part[name] for part in self.parts]) for name in self.parts[0]}
+        self.parts, self.rows = [], 0
+        return columns
+
+
 class OrderWriter:
-    """Streams shop/orders.csv, shop/order_items.csv and truth/orders.csv."""
+    """Streams shop/orders.csv, shop/order_items.csv and truth/orders.csv (in batches of days)."""
 
     def __init__(self, out_dir: Path, pop: Population, catalog: Catalog):
         self.pop, self.catalog = pop, catalog
@@ -71,9 +96,11 @@ class OrderWriter:
         self.next_transaction = 1
         self.guest_email_used = np.zeros(pop.size, dtype=bool)
         self.counts = {"orders": 0, "online_orders": 0, "order_items": 0}
+        self.batch = _Batch()
 
     def write_day(self, orders: DayOrders, order_time_us: np.ndarray) -> np.ndarray:
-        """Write the day's orders in time order; return each order's transaction number (or -1)."""
+        """Number the day's orders in time order and queue them for writing; return each order's
+        transaction number (or -1)."""
         n = orders.size
         sequence = np.lexsort((orders.person, order_time_us))
         number = np.empty(n, dtype=np.int64)
@@ -89,55 +116,80 @@ class OrderWriter:
         person = orders.person[s]
         guest_email = orders.guest_email[s]
         self.guest_email_used[person[guest_email]] = True
-        email = text.null_where(emails(self.pop, person), ~guest_email)
-        store = orders.store[s]
-        store_id = text.fixed_digits(np.maximum(store, 0) + 1, 3, prefix="S", null_mask=store < 0)
-        ids = order_ids(number[s])
-        write_csv(self.orders, [
-            ids, member_ids(orders.member_number[s]), email, text.iso_seconds(order_time_us[s]),
-            text.pick(CHANNELS, orders.channel[s]), transaction_ids(transaction[s]), store_id,
-        ], n)
-        write_csv(self.truth, [ids, person_ids(person), text.pick(CAUSES, orders.cause[s])], n)
-
         # Lines, in order-id order.
         counts = orders.line_count[s]
         rows = np.repeat(orders.line_start[s] - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
-        line_number = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts) + 1
-        m = len(rows)
-        write_csv(self.items, [
-            order_ids(np.repeat(number[s], counts)), text.integers(line_number),
-            text.pick(self.catalog.product_id, orders.line_product[rows]), text.integers(orders.line_quantity[rows]),
-            text.money(orders.line_unit_price[rows]), text.money(orders.line_discount[rows]),
-        ], m)
+        full = self.batch.add(
+            n, number=number[s], person=person, guest_email=guest_email, member_number=orders.member_number[s],
+            time_us=order_time_us[s], channel=orders.channel[s], transaction=transaction[s], store=orders.store[s],
+            cause=orders.cause[s], line_count=counts, line_product=orders.line_product[rows],
+            line_quantity=orders.line_quantity[rows], line_unit_price=orders.line_unit_price[rows],
+            line_discount=orders.line_discount[rows],
+        )
         self.counts["orders"] += n
         self.counts["online_orders"] += int(online.sum())
-        self.counts["order_items"] += m
+        self.counts["order_items"] += len(rows)
+        if full:
+            self.flush()
         return transaction
 
+    def flush(self) -> None:
+        """Write the queued orders."""
+        b = self.batch.take()
+        if b is None:
+            return
+        n = len(b["number"])
+        guests = np.flatnonzero(b["guest_email"])
+        email = text.scatter(emails(self.pop, b["person"][guests]), guests, n)
+        store = b["store"]
+        store_id = text.fixed_digits(np.maximum(store, 0) + 1, 3, prefix="S", null_mask=store < 0)
+        ids = order_ids(b["number"])
+        write_csv(self.orders, [
+            ids, member_ids(b["member_number"]), email, text.iso_seconds(b["time_us"]),
+            text.pick(CHANNELS, b["channel"]), transaction_ids(b["transaction"]), store_id,
+        ], n)
+        write_csv(self.truth, [ids, person_ids(b["person"]), text.pick(CAUSES, b["cause"])], n)
+        counts = b["line_count"]
+        m = int(counts.sum())
+        line_number = np.arange(m) - np.repeat(np.cumsum(counts) - counts, counts) + 1
+        write_csv(self.items, [
+            order_ids(np.repeat(b["number"], counts)), text.integers(line_number),
+            text.pick(self.catalog.product_id, b["line_product"]), text.integers(b["line_quantity"]),
+            text.money(b["line_unit_price"]), text.money(b["line_discount"]),
+        ], m)
+
     def close(self) -> None:
-        for handle in (self.orders, self.items, self.truth):
-            handle.close()
+        try:
+            self.flush()
+        finally:
+            for handle in (self.orders, self.items, self.truth):
+                handle.close()
 
 
-def client_ids(clients: Clients, people: np.ndarray, slots: np.ndarray) -> pa.Array:
+def client_ids(high: np.ndarray, low: np.ndarray, first_touch_us: np.ndarray, profile: np.ndarray) -> pa.Array:
     """The user_pseudo_id text of clients (as the GA4 rows write it, without quotes)."""
-    n = len(people)
-    high, low = clients.id_high[people, slots], clients.id_low[people, slots]
+    n = len(high)
     web = text.fixed_width([text.digit_matrix(web_client_number(high), 10), ".",
-                            text.digit_matrix(np.maximum(clients.first_touch_us[people, slots], 0) // 1_000_000, 10)], n)
+                            text.digit_matrix(np.maximum(first_touch_us, 0) // 1_000_000, 10)], n)
     app = text.hex_digits(high, low)
-    return pc.if_else(pa.array(clients.profile[people, slots] < N_WEB_PROFILES), web, app)
+    return pc.if_else(pa.array(profile < N_WEB_PROFILES), web, app)
 
 
 class IdentityWriter:
-    """Streams truth/identity.csv: client ids as they first appear, the rest at the end."""
+    """Streams truth/identity.csv: client ids as they first appear (in batches of days), the rest
+    at the end."""
 
     def __init__(self, path: Path):
         self.handle = path.open("wb")
         self.handle.write(_header(IDENTITY_COLUMNS))
         self.rows = 0
+        self.batch = _Batch()
 
     def write(self, id_type: str, values: pa.Array, people: np.ndarray) -> None:
+        self.flush()
+        self._write(id_type, values, people)
+
+    def _write(self, id_type: str, values: pa.Array, people: np.ndarray) -> None:
         present = pc.is_valid(values).to_numpy(zero_copy_only=False)
         values, people = values.filter(pa.array(present)), people[present]
         n = len(people)
@@ -145,10 +197,24 @@ class IdentityWriter:
         self.rows += n
 
     def clients(self, clients: Clients, people: np.ndarray, slots: np.ndarray) -> None:
-        self.write("user_pseudo_id", client_ids(clients, people, slots), people)
+        """Queue the ids of these clients as they are now (a cookie reset later changes them)."""
+        if self.batch.add(len(people), people=people, high=clients.id_high[people, slots],
+                          low=clients.id_low[people, slots], first_touch_us=clients.first_touch_us[people, slots],
+                          profile=clients.profile[people, slots]):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued client ids."""
+        b = self.batch.take()
+        if b is not None:
+            self._write("user_pseudo_id", client_ids(b["high"], b["low"], b["first_touch_us"], b["profile"]),
+                        b["people"])
 
     def close(self) -> None:
-        self.handle.close()
+        try:
+            self.flush()
+        finally:
+            self.handle.close()
 
 
 def write_members(path: Path, crm: dict[str, object]) -> int:

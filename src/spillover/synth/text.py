@@ -190,6 +190,28 @@ def iso_seconds(utc_us: np.ndarray) -> pa.Array:
     return pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%SZ")
 
 
+class Fragments:
+    """One table of text fragments from which rows are gathered: constants, per-row values and texts
+    shared by many rows sit side by side, and a row is a run of indices into the table. Gathering
+    copies every output byte once (one Arrow ``take``), however many pieces a row has."""
+
+    def __init__(self, constants: pa.Array):
+        self._arrays = [constants]
+        self._size = len(constants)
+
+    def add(self, values: pa.Array) -> int:
+        """Append ``values`` (no nulls) to the table; return the index of its first element."""
+        base = self._size
+        self._arrays.append(values)
+        self._size += len(values)
+        return base
+
+    def gather(self, indices: np.ndarray) -> memoryview:
+        """The bytes of the fragments at ``indices``, one after another."""
+        gathered = pa.chunked_array(self._arrays).take(pa.array(indices, pa.int64()))
+        return lines_to_bytes(gathered.combine_chunks() if gathered.num_chunks != 1 else gathered.chunk(0))
+
+
 def lines_to_bytes(lines: pa.Array) -> memoryview:
     """The concatenated bytes of a string array (each element already ends with a newline)."""
     if len(lines) == 0:

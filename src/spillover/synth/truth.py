@@ -17,10 +17,23 @@ HORIZONS = (90, 180, 365)
 HOLDOUT_WINDOWS = (180, 365)
 
 
-def _per_person(people: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
-    if len(people) == 0:
+def _sums(codes: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """Integer sums of ``values`` by code (0 .. size - 1)."""
+    if len(codes) == 0:
         return np.zeros(size, dtype=np.int64)
-    return np.rint(np.bincount(people, weights=values, minlength=size)).astype(np.int64)
+    return np.rint(np.bincount(codes, weights=values, minlength=size)).astype(np.int64)
+
+
+def _sums_by_key(keys: np.ndarray, people: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+    """Per key (sorted, distinct people), the integer sum of ``values`` over rows of that person, or
+    the number of rows when ``values`` is None; rows of people not among the keys are left out."""
+    if len(keys) == 0 or len(people) == 0:
+        return np.zeros(len(keys), dtype=np.int64)
+    position = np.minimum(np.searchsorted(keys, people), len(keys) - 1)
+    found = keys[position] == people
+    if values is None:
+        return np.bincount(position[found], minlength=len(keys)).astype(np.int64)
+    return _sums(position[found], values[found], len(keys))
 
 
 class Ledger:
@@ -46,49 +59,59 @@ class Ledger:
 
     def record(self, day: int, orders: DayOrders, counterfactual: Counterfactual,
                adoption_day: np.ndarray, owners: list[np.ndarray]) -> None:
-        n = self.size
+        # Only the people with a line today, or an order a device induced or cannibalised, change:
+        # sums are formed for them alone, so a day costs its orders, not the population.
         line_person = orders.person[orders.line_order()]
         line_margin = orders.line_margin()
-        margin = _per_person(line_person, line_margin, n)
+        people, line_code = np.unique(line_person, return_inverse=True)
+        line_code = line_code.ravel()
+        m = len(people)
+        margin = _sums(line_code, line_margin, m)
         device_margin = []
         for k in range(len(DEVICES)):
             is_device = orders.line_product == self.catalog.device_product[k]
-            device_margin.append(_per_person(line_person[is_device], line_margin[is_device], n))
+            device_margin.append(_sums(line_code[is_device], line_margin[is_device], m))
             if day < self.days:
                 self.units_sold[k] += int(is_device.sum())
                 self.hardware_margin[k] += int(line_margin[is_device].sum())
+        revenue = _sums(line_code, orders.line_revenue(), m)
+        count = _sums_by_key(people, orders.person, None)  # every order has a line
         if day < self.days:
-            self.period_margin += margin
-            self.period_revenue += _per_person(line_person, orders.line_revenue(), n)
-            self.period_orders += np.bincount(orders.person, minlength=n)
+            self.period_margin[people] += margin
+            self.period_revenue[people] += revenue
+            self.period_orders[people] += count
             for k in range(len(DEVICES)):
-                self.period_device_margin[k] += device_margin[k]
+                self.period_device_margin[k, people] += device_margin[k]
         else:
-            revenue = _per_person(line_person, orders.line_revenue(), n)
-            count = np.bincount(orders.person, minlength=n)
             for w, window in enumerate(HOLDOUT_WINDOWS):
                 if day < self.days + window:
-                    self.future_orders[w] += count
-                    self.future_revenue[w] += revenue
-                    self.future_margin[w] += margin
+                    self.future_orders[w, people] += count
+                    self.future_revenue[w, people] += revenue
+                    self.future_margin[w, people] += margin
         for k in range(len(DEVICES)):
-            adopters = owners[k]
-            adopters = adopters[adoption_day[adopters, k] < self.days]
-            if len(adopters) == 0:
+            if len(owners[k]) == 0:
                 continue
-            elapsed = day - adoption_day[adopters, k]
-            induced = _per_person(counterfactual.induced_person[k], counterfactual.induced_margin[k], n)
+            induced = [(counterfactual.induced_person[k], counterfactual.induced_margin[k])]
             if k == SPEAKER:  # voice premium exists only because of the speaker
-                induced = induced + _per_person(counterfactual.subscription_person,
-                                                counterfactual.subscription_margin, n)
-            cannibalised = _per_person(counterfactual.cannibalised_person[k],
-                                       counterfactual.cannibalised_margin[k], n)
-            induced_count = np.bincount(counterfactual.induced_person[k], minlength=n)
+                induced.append((counterfactual.subscription_person, counterfactual.subscription_margin))
+            cannibalised_person = counterfactual.cannibalised_person[k]
+            touched = np.unique(np.concatenate([people, *(p for p, _ in induced), cannibalised_person]))
+            elapsed = day - adoption_day[touched, k]
+            inside_any = (adoption_day[touched, k] < self.days) & (elapsed >= 1) & (elapsed <= max(HORIZONS))
+            touched, elapsed = touched[inside_any], elapsed[inside_any]
+            if len(touched) == 0:
+                continue
+            # margin without the device's own lines; effect = induced - cannibalised
+            without_device = _sums_by_key(touched, people, margin - device_margin[k])
+            effect = sum(_sums_by_key(touched, p, v) for p, v in induced)
+            effect = effect - _sums_by_key(touched, cannibalised_person, counterfactual.cannibalised_margin[k])
+            induced_count = _sums_by_key(touched, counterfactual.induced_person[k], None)
             for h, horizon in enumerate(HORIZONS):
-                inside = adopters[(elapsed >= 1) & (elapsed <= horizon)]
-                self.margin_with[k, h, inside] += margin[inside] - device_margin[k][inside]
-                self.effect[k, h, inside] += induced[inside] - cannibalised[inside]
-                self.induced_orders[k, h, inside] += induced_count[inside]
+                inside = elapsed <= horizon
+                who = touched[inside]
+                self.margin_with[k, h, who] += without_device[inside]
+                self.effect[k, h, who] += effect[inside]
+                self.induced_orders[k, h, who] += induced_count[inside]
 
     # ---------------------------------------------------------------------------------------------
 
