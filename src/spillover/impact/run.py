@@ -240,7 +240,8 @@ def _portfolio(estimates: pd.DataFrame, any_row: dict[str, Any] | None, primary:
         portfolio = {c: any_row.get(c) for c in PORTFOLIO_COLUMNS} | {
             "total_incremental_margin": any_total, "claims_exceed_portfolio": exceed, "note": note,
         }
-        table = pd.concat([table, pd.DataFrame([portfolio], columns=PORTFOLIO_COLUMNS)], ignore_index=True)
+        table = pd.DataFrame([*rows, portfolio], columns=PORTFOLIO_COLUMNS)
+    table["claims_exceed_portfolio"] = table.claims_exceed_portfolio.astype(object)
     return table
 
 
