@@ -129,6 +129,7 @@ def _estimate_row(
     con: BaseBackend, config: Config, facts: Facts, spec: Any, name: str, hardware: dict[str, float],
     *, max_control_rows: int, seed: int,
 ) -> dict[str, Any]:
+    from spillover.errors import SpilloverInputError
     from spillover.impact.cohorts import cohort
     from spillover.impact.economics import unit_economics_from_settings
     from spillover.impact.naive import naive_figures
@@ -143,7 +144,13 @@ def _estimate_row(
                     "reasons": f"no adopter has a complete {spec.horizon_days}-day window in the data; nothing estimated",
                     "warnings": ""}
         naive = naive_figures(facts, spec, event_families=families, design=design)
-        result, extra = _fit(frame, max_control_rows=max_control_rows, seed=seed)
+        try:
+            result, extra = _fit(frame, max_control_rows=max_control_rows, seed=seed)
+        except SpilloverInputError as exc:
+            return {**row, "verdict": INCONCLUSIVE, "estimator_verdict": None,
+                    "naive_post_purchase_margin": naive.post_purchase_margin.value,
+                    "naive_owner_gap": naive.owner_vs_non_owner.value,
+                    "reasons": f"nothing estimated: {exc}", "warnings": ""}
     finally:
         design.release()
     warnings = list(result.warnings)
