@@ -721,6 +721,64 @@ def impact_estimate(
     _show_impact(found.to_dict())
 
 
+@impact_app.command("run")
+def impact_run(
+    product: Optional[str] = typer.Option(None, "--product", metavar="ID", help="One gateway product_id (default: every gateway product)."),
+    horizon: Optional[str] = typer.Option(
+        None, "--horizon", metavar="DAYS,...", help="Comma-separated horizons in days (default: [impact] horizons_days)."
+    ),
+    db: Optional[str] = _db_option(),
+    as_json: bool = _json_option(),
+) -> None:
+    """Estimate every gateway product's downstream impact on the warehouse and write the impact marts.
+
+    Per product and horizon: the incremental downstream margin per buyer (ATT, cross-fitted AIPW,
+    standard errors clustered by customer) beside the naive figures, and the unit economics (net
+    value per unit with its interval and a verdict: value creator, value destroyer or
+    inconclusive). Writes mart_impact__estimates, mart_impact__event_study and mart_impact__portfolio.
+
+    Example: spillover impact run --product G002 --horizon 90,180 --json
+    """
+    from spillover.errors import SpilloverInputError
+    from spillover.impact.run import run_impact, write_impact
+
+    try:
+        horizons = None if horizon is None else [int(h) for h in horizon.split(",") if h.strip()]
+    except ValueError:
+        raise SpilloverInputError(f"--horizon must be comma-separated whole days, e.g. 90,180,365; got {horizon!r}") from None
+    config = _config()
+    con = _connect(db, config)
+    with _progress(not as_json) as progress:
+        run = run_impact(con, config, product_ids=[product] if product else None, horizons=horizons, progress=progress)
+        write_impact(con, run)
+    if as_json:
+        from spillover.impact.diagnostics import as_plain
+
+        _print_json({"estimates": run.rows(), "portfolio": as_plain(run.portfolio.to_dict(orient="records"))})
+        return
+    _show_portfolio(run.estimates.to_dict(orient="records"), title="mart_impact__estimates")
+
+
+def _show_portfolio(rows: list[dict[str, Any]], *, title: str) -> None:
+    """Naive figures beside the incremental ATT and the unit economics, one line per row."""
+    from rich.table import Table
+
+    def money(value: Any) -> str:
+        return "n/a" if value is None or value != value else f"{value:,.2f}"
+
+    table = Table("product", "days", "naive: all post-purchase", "naive: owner gap", "incremental ATT (95% CI)",
+                  "net value per unit (CI)", "verdict", title=title)
+    for row in rows:
+        table.add_row(
+            f"{row['product_id']} {row.get('product_name') or ''}".strip(), str(row["horizon_days"]),
+            money(row.get("naive_post_purchase_margin")), money(row.get("naive_owner_gap")),
+            f"{money(row.get('estimate'))} ({money(row.get('ci_low'))} to {money(row.get('ci_high'))})",
+            f"{money(row.get('net_value_per_unit'))} ({money(row.get('net_value_ci_low'))} to {money(row.get('net_value_ci_high'))})",
+            str(row.get("verdict")),
+        )
+    _console().print(table)
+
+
 # --------------------------------------------------------------------------------------------------
 # synthetic data
 
@@ -800,6 +858,12 @@ def demo(
             f"product and date (precision {adoptions['precision']:.3f})"
         )
     _show_predictions(summary.get("predictions") or {})
+    impact = summary.get("impact") or {}
+    if impact.get("portfolio"):
+        _show_portfolio(impact["portfolio"], title="downstream impact (mart_impact__portfolio)")
+        for row in impact["portfolio"]:
+            if row.get("note"):
+                _console().print(row["note"])
     seconds = summary["seconds"]
     console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))
     console.print(f"next: cd {summary['directory']} && spillover sql \"select * from stg_ga4__events limit 5\"")

@@ -92,6 +92,13 @@ def run_demo(
 
         predictions = prediction_summary(con)
 
+    impact: dict[str, object] = {}
+    if "impact" in stages_run:
+        from spillover.impact.diagnostics import as_plain
+        from spillover.impact.run import PORTFOLIO
+
+        impact = {"portfolio": as_plain(con.table(PORTFOLIO).to_pandas().to_dict(orient="records"))}
+
     return {
         "directory": str(directory),
         "db": url,
@@ -104,6 +111,7 @@ def run_demo(
         "identity": identity,
         "profiles": profiles,
         "predictions": predictions,
+        "impact": impact,
         "tables": table_counts(con),
         "seconds": {k: round(v, 1) for k, v in timings.items()},
     }

@@ -54,9 +54,15 @@ def _predict(con: BaseBackend, config: Config, progress: Progress) -> dict[str, 
     return build_predictions(con, config, progress)
 
 
+def _impact(con: BaseBackend, config: Config, progress: Progress) -> dict[str, int]:
+    from spillover.impact.run import build_impact
+
+    return build_impact(con, config, progress)
+
+
 #: Stage name -> function, in run order.
 STAGES: dict[str, StageFn] = {
-    "stage": _stage_ga4, "identity": _identity, "profiles": _profiles, "predict": _predict,
+    "stage": _stage_ga4, "identity": _identity, "profiles": _profiles, "predict": _predict, "impact": _impact,
 }
 
 

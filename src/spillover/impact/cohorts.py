@@ -235,6 +235,16 @@ def design_frame(
             f"impact: no adopter of {spec.product_id!r} has a complete {spec.horizon_days}-day window "
             f"(the data ends on day {facts.calendar.last_day}); use a shorter horizon or more data"
         )
+    design = frame_of(frame)
+    if with_placebo_covariates:
+        shifted = placebo_covariates(facts, spec, event_families=event_families).to_pandas()
+        shifted = frame[["customer_key", "index_day"]].merge(shifted, on=["customer_key", "index_day"], how="left")
+        design.X_placebo = _numeric_covariates(shifted)
+    return design
+
+
+def frame_of(frame: pd.DataFrame) -> DesignFrame:
+    """The :class:`DesignFrame` of a :func:`cohort` table already pulled into pandas."""
     X = _numeric_covariates(frame)
     placebo = frame.margin_before.astype(float).where(frame.before_complete.astype(bool))
     design = DesignFrame(
@@ -245,10 +255,6 @@ def design_frame(
         calendar_weight=frame.calendar_weight.astype(float).to_numpy(),
         keys=frame[["customer_key", "index_day", "index_date"]].reset_index(drop=True),
     )
-    if with_placebo_covariates:
-        shifted = placebo_covariates(facts, spec, event_families=event_families).to_pandas()
-        shifted = frame[["customer_key", "index_day"]].merge(shifted, on=["customer_key", "index_day"], how="left")
-        design.X_placebo = _numeric_covariates(shifted)
     return design
 
 

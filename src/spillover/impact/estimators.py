@@ -202,17 +202,31 @@ class DownstreamImpact(BaseEstimator):
         *,
         placebo_outcome: Any = None,
         feature_names: list[str] | None = None,
+        sample_weight: Any = None,
+        groups: Any = None,
     ) -> DownstreamImpact:
         """Estimate the effect of ``treatment`` (0/1) on ``outcome`` adjusting for ``X``.
 
         ``placebo_outcome`` (optional): an outcome the treatment cannot have moved (e.g. margin in the
         period before adoption); the same estimator must find ≈ 0 on it.
+
+        ``sample_weight`` (optional, positive): design weights, e.g. calendar weights of control rows
+        or the inverse of a control subsampling rate. The nuisances are fitted with them and every
+        sum of the score is weighted.
+
+        ``groups`` (optional): a cluster label per row (e.g. ``customer_key`` when a customer
+        contributes several rows). Folds then keep each cluster whole (``StratifiedGroupKFold``) and
+        the standard error is cluster-robust: the influence function is summed within each cluster,
+        ``se = sqrt(Σ_g (Σ_{i∈g} IF_i)²) / n``.
         """
         self._check_params()
         covariates, names = _as_matrix(X, feature_names)
         d = _as_treatment(treatment, len(covariates))
         y = _as_outcome(outcome, len(covariates), "outcome")
         placebo = None if placebo_outcome is None else _as_outcome(placebo_outcome, len(covariates), "placebo outcome")
+        w = _as_weights(sample_weight, len(covariates))
+        cluster = _as_groups(groups, len(covariates))
+        self._weights, self._clusters = w, cluster
         n_treated, n_control = int(d.sum()), int(len(d) - d.sum())
         if min(n_treated, n_control) < self.n_folds:
             raise SpilloverInputError(
@@ -225,7 +239,7 @@ class DownstreamImpact(BaseEstimator):
         with threadpool_limits(self._threads(len(d))):
             for repeat in range(self.n_repeats):
                 seed = None if self.random_state is None else self.random_state + repeat
-                folds = list(StratifiedKFold(n_splits=self.n_folds, shuffle=True, random_state=seed).split(covariates, d))
+                folds = self._folds(covariates, d, cluster, seed)
                 propensities.append(self._cross_fit_propensity(covariates, d, folds, seed))
                 fits.append([self._cross_fit_outcome(covariates, d, target, folds, seed) for target in outcomes])
         clipped = [np.clip(p, self.trim, 1.0 - self.trim) for p in propensities]
@@ -244,7 +258,7 @@ class DownstreamImpact(BaseEstimator):
         clipped_mean = np.clip(propensity, self.trim, 1.0 - self.trim)
 
         rules = self.verdict_rules or diag.VerdictRules()
-        weights = self._balancing_weights(d, clipped_mean)
+        weights = self._balancing_weights(d, clipped_mean) * (1.0 if w is None else w)
         ci_low, ci_high = main.ci
         diagnostics = diag.Diagnostics(
             overlap=diag.overlap(propensity, d, trim=self.trim, estimand=self.estimand),
@@ -271,7 +285,7 @@ class DownstreamImpact(BaseEstimator):
             p_value=main.p_value,
             n_treated=n_treated,
             n_control=n_control,
-            naive_difference=float(y[d == 1].mean() - y[d == 0].mean()),
+            naive_difference=_weighted_mean_difference(y, d, w),
             diagnostics=diagnostics,
             warnings=warnings,
             verdict=verdict,
@@ -300,13 +314,27 @@ class DownstreamImpact(BaseEstimator):
             return 1 if n_rows < SMALL_TABLE_ROWS else None
         return None if self.n_jobs == -1 else max(int(self.n_jobs), 1)
 
+    def _folds(self, X: np.ndarray, d: np.ndarray, cluster: np.ndarray | None, seed: int | None) -> list:
+        """Cross-fitting folds stratified by treatment; with clusters, each cluster kept in one fold."""
+        if cluster is None:
+            return list(StratifiedKFold(n_splits=self.n_folds, shuffle=True, random_state=seed).split(X, d))
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        splitter = StratifiedGroupKFold(n_splits=self.n_folds, shuffle=True, random_state=seed)
+        return list(splitter.split(X, d, groups=cluster))
+
+    def _fit_weighted(self, model: BaseEstimator, X: np.ndarray, y: np.ndarray, rows: np.ndarray) -> BaseEstimator:
+        if self._weights is None:
+            return model.fit(X[rows], y[rows])
+        return model.fit(X[rows], y[rows], sample_weight=self._weights[rows])
+
     def _cross_fit_propensity(self, X: np.ndarray, d: np.ndarray, folds: list, seed: int | None) -> np.ndarray:
         template = self.propensity_model if self.propensity_model is not None else default_propensity_model(seed)
         if not hasattr(template, "predict_proba"):
             raise SpilloverInputError(f"propensity_model {type(template).__name__} has no predict_proba")
         propensity = np.empty(len(d))
         for train, test in folds:
-            model = clone(template).fit(X[train], d[train])
+            model = self._fit_weighted(clone(template), X, d, train)
             classes = list(model.classes_)
             propensity[test] = model.predict_proba(X[test])[:, classes.index(1)]
         return propensity
@@ -321,26 +349,31 @@ class DownstreamImpact(BaseEstimator):
         for train, test in folds:
             for arm in arms:
                 rows = train[d[train] == arm]
-                predictions[arm][test] = clone(template).fit(X[rows], y[rows]).predict(X[test])
+                predictions[arm][test] = self._fit_weighted(clone(template), X, y, rows).predict(X[test])
         return predictions[0], predictions.get(1)
 
     def _score(
         self, d: np.ndarray, y: np.ndarray, e: np.ndarray, m0: np.ndarray, m1: np.ndarray | None
     ) -> _Score:
         n = len(d)
+        w = np.ones(n) if self._weights is None else self._weights
         if self.estimand == "att":
-            share_treated = d.mean()
+            share_treated = float(np.mean(w * d))
             residual = y - m0
             # e/(1-e) from clipped e stays below (1 - trim)/trim; no overflow.
-            psi = (d * residual - (1 - d) * (e / (1.0 - e)) * residual) / share_treated
+            psi = w * (d * residual - (1 - d) * (e / (1.0 - e)) * residual) / share_treated
             estimate = float(psi.mean())
-            influence = psi - estimate * d / share_treated
+            influence = psi - estimate * w * d / share_treated
         else:
             assert m1 is not None
-            psi = m1 - m0 + d * (y - m1) / e - (1 - d) * (y - m0) / (1.0 - e)
+            mean_weight = float(np.mean(w))
+            psi = w * (m1 - m0 + d * (y - m1) / e - (1 - d) * (y - m0) / (1.0 - e)) / mean_weight
             estimate = float(psi.mean())
-            influence = psi - estimate
-        se = float(math.sqrt(np.mean(influence**2) / n))
+            influence = psi - estimate * w / mean_weight
+        if self._clusters is None:
+            se = float(math.sqrt(np.mean(influence**2) / n))
+        else:
+            se = float(math.sqrt(np.sum(_cluster_sums(influence, self._clusters) ** 2)) / n)
         return _Score(estimate, se, influence)
 
     def _balancing_weights(self, d: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -420,6 +453,49 @@ def _as_outcome(outcome: Any, n: int, what: str) -> np.ndarray:
     if np.ptp(values) == 0:
         raise SpilloverInputError(f"{what} is constant ({values[0]:g} everywhere): there is no effect to estimate")
     return values
+
+
+def _as_weights(sample_weight: Any, n: int) -> np.ndarray | None:
+    if sample_weight is None:
+        return None
+    try:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SpilloverInputError("sample_weight must be numeric") from None
+    if weights.shape != (n,):
+        raise SpilloverInputError(f"sample_weight must be one value per row ({n}), got shape {weights.shape}")
+    if not (np.isfinite(weights).all() and (weights > 0).all()):
+        raise SpilloverInputError("sample_weight must be finite and positive; drop rows with zero weight instead")
+    return weights
+
+
+def _as_groups(groups: Any, n: int) -> np.ndarray | None:
+    if groups is None:
+        return None
+    labels = np.asarray(groups)
+    if labels.shape != (n,):
+        raise SpilloverInputError(f"groups must be one cluster label per row ({n}), got shape {labels.shape}")
+    if _is_missing(labels).any():
+        raise SpilloverInputError("groups has missing cluster labels; give every row a cluster (e.g. its customer_key)")
+    return np.unique(labels, return_inverse=True)[1]
+
+
+def _is_missing(values: np.ndarray) -> np.ndarray:
+    import pandas as pd
+
+    return np.asarray(pd.isna(values))
+
+
+def _cluster_sums(values: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Sum of ``values`` within each cluster (``clusters`` are codes 0 … G − 1)."""
+    return np.bincount(clusters, weights=values)
+
+
+def _weighted_mean_difference(y: np.ndarray, d: np.ndarray, w: np.ndarray | None) -> float:
+    if w is None:
+        return float(y[d == 1].mean() - y[d == 0].mean())
+    treated, control = d == 1, d == 0
+    return float(np.average(y[treated], weights=w[treated]) - np.average(y[control], weights=w[control]))
 
 
 def _r_squared(actual: np.ndarray, predicted: np.ndarray) -> float:
