@@ -759,6 +759,31 @@ def impact_run(
     _show_portfolio(run.estimates.to_dict(orient="records"), title="mart_impact__estimates")
 
 
+@impact_app.command("report")
+def impact_report(
+    output: Path = typer.Option(Path("impact_report.html"), "--output", "-o", metavar="FILE", help="Where to write the HTML file."),
+    db: Optional[str] = _db_option(),
+    as_json: bool = _json_option(),
+) -> None:
+    """Write the downstream-impact report of the latest `impact run` as one self-contained HTML file.
+
+    Per gateway product: naive figures beside the incremental effect with its interval, the event
+    study with its pre-adoption placebo months, unit economics, what owners do with the device, and
+    the diagnostics behind the verdict. Opens offline (the charts' JavaScript is embedded).
+
+    Example: spillover impact run && spillover impact report -o impact.html
+    """
+    from spillover.report.impact_report import write_impact_report
+
+    config = _config()
+    con = _connect(db, config, read_only=True)
+    written = write_impact_report(con, config, output)
+    if as_json:
+        _print_json({"report": str(written), "bytes": written.stat().st_size})
+        return
+    _console().print(f"wrote {written} ({written.stat().st_size / 2**20:.1f} MiB)")
+
+
 def _show_portfolio(rows: list[dict[str, Any]], *, title: str) -> None:
     """Naive figures beside the incremental ATT and the unit economics, one line per row."""
     from rich.table import Table
@@ -864,6 +889,8 @@ def demo(
         for row in impact["portfolio"]:
             if row.get("note"):
                 _console().print(row["note"])
+    if impact.get("report"):
+        console.print(f"impact report: {impact['report']}")
     seconds = summary["seconds"]
     console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))
     console.print(f"next: cd {summary['directory']} && spillover sql \"select * from stg_ga4__events limit 5\"")

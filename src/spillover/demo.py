@@ -97,7 +97,12 @@ def run_demo(
         from spillover.impact.diagnostics import as_plain
         from spillover.impact.run import PORTFOLIO
 
-        impact = {"portfolio": as_plain(con.table(PORTFOLIO).to_pandas().to_dict(orient="records"))}
+        from spillover.report.impact_report import write_impact_report
+
+        impact = {
+            "portfolio": as_plain(con.table(PORTFOLIO).to_pandas().to_dict(orient="records")),
+            "report": str(write_impact_report(con, config, directory / "impact_report.html")),
+        }
 
     return {
         "directory": str(directory),

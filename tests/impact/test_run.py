@@ -100,3 +100,30 @@ def test_json_rows(impact_year):
             assert key in row
         assert isinstance(row["diagnostics"], dict) and row["diagnostics"]["clustered_by"] == "customer_key"
     json.dumps(rows)
+
+
+def test_the_html_report_is_self_contained_and_shows_every_product(impact_year, tmp_path):
+    from spillover.config import Config
+    from spillover.report.impact_report import write_impact_report
+
+    path = write_impact_report(impact_year["con"], Config(), tmp_path / "report.html")
+    text = path.read_text()
+    assert text.startswith("<!doctype html>") and text.count("<h2>") == 1 + 2  # portfolio + two products
+    assert "plotly" in text.lower() and "<script src=" not in text  # plotly.js embedded, nothing fetched
+    for product in ("G001", "G002"):
+        assert f"({product})" in text
+    for label in ("naive: all post-purchase downstream margin", "incremental (ATT, 95% CI)",
+                  "before adoption (placebo: should be 0)", "net value per unit [95% CI]", "What owners do with it"):
+        assert label in text, label
+    estimates = impact_year["run"].estimates
+    verdicts = {row.verdict for row in estimates.itertuples()}
+    assert all(f'class="verdict-{v.replace(" ", "-")}"' in text for v in verdicts)
+
+
+def test_the_report_asks_for_an_impact_run_first(tmp_path):
+    from spillover.config import Config
+    from spillover.errors import SpilloverInputError
+    from spillover.report.impact_report import write_impact_report
+
+    with pytest.raises(SpilloverInputError, match=r"run `spillover impact run` \(or `spillover build`\) first"):
+        write_impact_report(connect("duckdb://"), Config(), tmp_path / "r.html")

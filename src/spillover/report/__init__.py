@@ -1,0 +1,1 @@
+"""Reports a person reads: self-contained HTML built from the marts."""
