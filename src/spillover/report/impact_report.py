@@ -49,6 +49,10 @@ def _money(value: Any) -> str:
     return f"{float(value):,.2f}"
 
 
+def _count(value: Any) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{int(value):,}"
+
+
 def _interval(row: pd.Series, low: str, high: str) -> str:
     return f"[{_money(row.get(low))}, {_money(row.get(high))}]"
 
@@ -155,7 +159,7 @@ def _product_section(go: Any, charts: _Charts, product: pd.DataFrame, events: pd
             _money(row.naive_post_purchase_margin),
             _money(row.naive_owner_gap),
             f"{_money(row.estimate)} {_interval(row, 'ci_low', 'ci_high')}",
-            f"{int(row.n_treated or 0):,} / {int(row.n_control or 0):,}",
+            f"{_count(row.n_treated)} / {_count(row.n_control)}",
             _money(row.hardware_margin),
             f"{_money(row.net_value_per_unit)} {_interval(row, 'net_value_ci_low', 'net_value_ci_high')}",
             "n/a" if pd.isna(row.probability_positive) else f"{float(row.probability_positive):.0%}",
