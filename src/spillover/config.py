@@ -370,6 +370,15 @@ max_timestamp_skew_hours = 14.0
 # clv_horizon_months = 12
 # models_dir = "models"
 
+[impact]
+# Downstream impact of gateway products (see docs/impact.md and docs/methods.md)
+# horizons_days = [90, 180, 365]   # outcome windows after adoption
+# pre_period_days = 365            # covariates describe this many days before the index day
+# discount_rate = 0.10             # annual, for present values in the unit economics
+# life_months = 24                 # months an owner keeps the product
+# [impact.exclude_categories]      # left out of the downstream margin besides the product itself
+# G001 = ["accessories"]
+
 # Map spillover's column names (left) to yours (right) when your files name them differently, e.g.
 # [columns.crm]
 # member_id = "CustomerNumber"
