@@ -872,7 +872,7 @@ def demo(
         console.print(
             f"identity: {identity['customers']:,} customers resolved from {identity['people']:,} synthetic people; "
             f"pairwise precision {identity['precision']:.3f}, recall {identity['recall']:.3f} against the truth "
-            "(exact links only: never-logged-in browsers and people registered twice stay apart)"
+            "(browsers that never logged in or bought leave no link and stay customers of their own)"
         )
     profiles = summary["profiles"]
     if profiles:
