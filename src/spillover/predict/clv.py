@@ -63,6 +63,41 @@ def _named(names: tuple[str, ...], values: np.ndarray) -> dict[str, float]:
     return {name: float(value) for name, value in zip(names, values, strict=True)}
 
 
+def _purchase_inputs(
+    X: Any, sample_weight: Any, *, collapse_rows: bool, model: str
+) -> tuple[tuple[np.ndarray, ...], np.ndarray, float]:
+    """``(frequency, recency, T)``, their weights (collapsed if asked) and the mean purchase rate,
+    checked for what a repeat-purchase model needs: at least one customer with a repeat purchase."""
+    where = f"{model} fit"
+    columns = _columns(X, ("frequency", "recency", "T"), where)
+    weights = _weights(sample_weight, len(columns[0]), where)
+    if collapse_rows:
+        columns, weights = collapse(columns, weights)
+    elif weights is None:
+        weights = np.ones(len(columns[0]))
+    x, _, age = columns
+    if not np.any((x > 0) & (weights > 0)):
+        raise SpilloverInputError(
+            f"{where}: no customer has a repeat purchase (frequency is 0 everywhere); the model "
+            "cannot tell purchase rates from churn. Use a longer window or check the summary."
+        )
+    rate = float(weights @ x) / max(float(weights @ age), 1e-12)
+    return columns, weights, rate
+
+
+def _store_fit(model: Any, result: Any, weights: np.ndarray) -> Any:
+    """Set a purchase model's learned attributes from its maximum-likelihood ``result``."""
+    model.params_ = _named(model.param_names, result.params)
+    model.covariance_ = result.covariance
+    model.standard_errors_ = _named(model.param_names, np.sqrt(np.diag(result.covariance)))
+    model.log_likelihood_ = result.log_likelihood
+    model.n_customers_ = float(weights.sum())
+    model.n_unique_ = int(len(weights))
+    model.converged_ = result.converged
+    model.n_iter_ = result.iterations
+    return model
+
+
 # --------------------------------------------------------------------------------------------------
 # BG/NBD
 
@@ -190,34 +225,14 @@ class BetaGeoModel(BaseEstimator):
 
     def fit(self, X: Any, y: None = None, sample_weight: Any = None) -> BetaGeoModel:
         """Fit to an RFM summary: a DataFrame with ``frequency, recency, T`` (or an (n, 3) array)."""
-        columns = _columns(X, ("frequency", "recency", "T"), "BG/NBD fit")
-        weights = _weights(sample_weight, len(columns[0]), "BG/NBD fit")
-        if self.collapse:
-            columns, weights = collapse(columns, weights)
-        elif weights is None:
-            weights = np.ones(len(columns[0]))
-        x, _, age = columns
-        if not np.any((x > 0) & (weights > 0)):
-            raise SpilloverInputError(
-                "BG/NBD fit: no customer has a repeat purchase (frequency is 0 everywhere); the model "
-                "cannot tell purchase rates from churn. Use a longer window or check the summary."
-            )
-        rate = float(weights @ x) / max(float(weights @ age), 1e-12)
+        columns, weights, rate = _purchase_inputs(X, sample_weight, collapse_rows=self.collapse, model="BG/NBD")
         initial = np.array([1.0, 1.0 / max(rate, 1e-6), 0.5, 2.0])
         result = maximise(
             _bgnbd_log_likelihood, initial, _PurchaseData.of(*columns, weights),
             total_weight=float(weights.sum()), names=self.param_names, model="BG/NBD",
             tol=self.tol, max_iter=self.max_iter,
         )
-        self.params_ = _named(self.param_names, result.params)
-        self.covariance_ = result.covariance
-        self.standard_errors_ = _named(self.param_names, np.sqrt(np.diag(result.covariance)))
-        self.log_likelihood_ = result.log_likelihood
-        self.n_customers_ = float(weights.sum())
-        self.n_unique_ = int(len(x))
-        self.converged_ = result.converged
-        self.n_iter_ = result.iterations
-        return self
+        return _store_fit(self, result, weights)
 
     def _params(self) -> tuple[float, float, float, float]:
         check_is_fitted(self, "params_")

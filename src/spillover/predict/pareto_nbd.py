@@ -21,8 +21,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from spillover.errors import SpilloverInputError
-from spillover.predict.clv import _columns, _named, _weights
-from spillover.predict.mle import collapse, maximise, with_numerical_gradient
+from spillover.predict.clv import _purchase_inputs, _store_fit
+from spillover.predict.mle import maximise, with_numerical_gradient
 from spillover.predict.rfm import rfm_arrays
 
 __all__ = ["ParetoNBDModel"]
@@ -93,34 +93,15 @@ class ParetoNBDModel(BaseEstimator):
 
     def fit(self, X: Any, y: None = None, sample_weight: Any = None) -> ParetoNBDModel:
         """Fit to an RFM summary: a DataFrame with ``frequency, recency, T`` (or an (n, 3) array)."""
-        columns = _columns(X, ("frequency", "recency", "T"), "Pareto/NBD fit")
-        weights = _weights(sample_weight, len(columns[0]), "Pareto/NBD fit")
-        if self.collapse:
-            columns, weights = collapse(columns, weights)
-        elif weights is None:
-            weights = np.ones(len(columns[0]))
-        x, _, age = columns
-        if not np.any((x > 0) & (weights > 0)):
-            raise SpilloverInputError(
-                "Pareto/NBD fit: no customer has a repeat purchase (frequency is 0 everywhere); the model "
-                "cannot tell purchase rates from churn. Use a longer window or check the summary."
-            )
-        rate = float(weights @ x) / max(float(weights @ age), 1e-12)
+        columns, weights, rate = _purchase_inputs(X, sample_weight, collapse_rows=self.collapse, model="Pareto/NBD")
+        age = columns[2]
         initial = np.array([1.0, 1.0 / max(rate, 1e-6), 1.0, float(np.average(age, weights=weights))])
         result = maximise(
             with_numerical_gradient(_pareto_nbd_value), initial, _Rows(*columns, weights),
             total_weight=float(weights.sum()), names=self.param_names, model="Pareto/NBD",
             tol=self.tol, max_iter=self.max_iter,
         )
-        self.params_ = _named(self.param_names, result.params)
-        self.covariance_ = result.covariance
-        self.standard_errors_ = _named(self.param_names, np.sqrt(np.diag(result.covariance)))
-        self.log_likelihood_ = result.log_likelihood
-        self.n_customers_ = float(weights.sum())
-        self.n_unique_ = int(len(x))
-        self.converged_ = result.converged
-        self.n_iter_ = result.iterations
-        return self
+        return _store_fit(self, result, weights)
 
     def _params(self) -> tuple[float, float, float, float]:
         check_is_fitted(self, "params_")
