@@ -1,6 +1,6 @@
 """The impact design against the synthetic truth at the truth's own horizons (90 and 180 days).
 
-A year of data is needed for those windows, so this module builds its own warehouse: 4,000 customers
+A year of data is needed for those windows, so this module uses the `synthetic_year` warehouse of conftest.py: 4,000 customers
 × 365 days, seed 0, with the orders, CRM and catalog loaded in full and GA4 for the first day only
 (loading a year of GA4 would take minutes and the checks here need orders, not browsing). Without
 GA4, guest orders that only a GA4 client identifies stay unattributed, so some adopters' outcomes
@@ -18,8 +18,7 @@ import json
 import pandas as pd
 import pytest
 
-from spillover.config import Config, init_project, load_config
-from spillover.engine import connect
+from spillover.config import Config
 from spillover.impact.calendar import date_of
 from spillover.impact.cohorts import CohortSpec, cohort
 from spillover.impact.facts import load_facts
@@ -29,30 +28,14 @@ from tests.impact.truth import local_days, persons_of_customers
 
 pytestmark = pytest.mark.slow
 
-SIZE = {"customers": 4000, "days": 365, "seed": 0}
 HORIZONS = (90, 180)
 FAMILIES = Config().profiles.event_families
 PRODUCTS = {"ereader": "G001", "speaker": "G002", "stick": "G003"}
 
 
 @pytest.fixture(scope="module")
-def year(tmp_path_factory):
-    from spillover.demo import TABULAR_SOURCES
-    from spillover.ingest.ga4 import ingest_ga4
-    from spillover.ingest.tabular import ingest_source
-    from spillover.pipeline import run_pipeline
-    from spillover.synth import generate
-
-    directory = tmp_path_factory.mktemp("impact_year")
-    data = directory / "data"
-    summary = generate(data, **SIZE)
-    init_project(directory, db=f"duckdb:///{directory / 'warehouse.duckdb'}", timezone=summary["property_timezone"])
-    config = load_config(directory)
-    con = connect(config.db)
-    ingest_ga4(con, sorted((data / "ga4").glob("events_*.json"))[:1], config=config)
-    for source, relative in TABULAR_SOURCES:
-        ingest_source(con, source, data / relative, config=config)
-    run_pipeline(con, config)
+def year(synthetic_year):
+    con, config, data = synthetic_year["con"], synthetic_year["config"], synthetic_year["data"]
     facts = load_facts(con, config.ga4.property_timezone)
     truth = data / "truth"
     designs = {
@@ -68,7 +51,6 @@ def year(tmp_path_factory):
     }
     for design in designs.values():
         design.release()
-    con.disconnect()
 
 
 def _treated(year, product: str, horizon: int) -> pd.DataFrame:

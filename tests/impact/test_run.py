@@ -11,7 +11,6 @@ import json
 
 import pytest
 
-from spillover.config import init_project, load_config
 from spillover.engine import connect
 from spillover.impact.run import (
     ESTIMATE_COLUMNS, ESTIMATES, EVENT_COLUMNS, EVENT_STUDY, PORTFOLIO, PORTFOLIO_COLUMNS, ANY_PRODUCT,
@@ -20,33 +19,16 @@ from spillover.impact.run import (
 
 pytestmark = pytest.mark.slow
 
-SIZE = {"customers": 4000, "days": 365, "seed": 0}
 HORIZON = 180
 
 
 @pytest.fixture(scope="module")
-def impact_year(tmp_path_factory):
-    from spillover.demo import TABULAR_SOURCES
-    from spillover.ingest.ga4 import ingest_ga4
-    from spillover.ingest.tabular import ingest_source
-    from spillover.pipeline import run_pipeline
-    from spillover.synth import generate
-
-    directory = tmp_path_factory.mktemp("impact_run")
-    data = directory / "data"
-    summary = generate(data, **SIZE)
-    init_project(directory, db=f"duckdb:///{directory / 'warehouse.duckdb'}", timezone=summary["property_timezone"])
-    config = load_config(directory)
-    con = connect(config.db)
-    ingest_ga4(con, sorted((data / "ga4").glob("events_*.json"))[:1], config=config)
-    for source, relative in TABULAR_SOURCES:
-        ingest_source(con, source, data / relative, config=config)
-    run_pipeline(con, config, stages=["stage", "identity", "profiles"])
+def impact_year(synthetic_year):
+    con, config, data = synthetic_year["con"], synthetic_year["config"], synthetic_year["data"]
     run = run_impact(con, config, product_ids=["G001", "G002"], horizons=[HORIZON], primary_horizon=HORIZON)
     counts = write_impact(con, run)
     truth = json.loads((data / "truth" / "impact.json").read_text())["devices"]
-    yield {"con": con, "run": run, "counts": counts, "truth": {d["product_id"]: d for d in truth.values()}}
-    con.disconnect()
+    return {"con": con, "run": run, "counts": counts, "truth": {d["product_id"]: d for d in truth.values()}}
 
 
 def _row(impact_year, product: str):
