@@ -213,6 +213,16 @@ class ImpactSettings(_Frozen):
     exclude_categories: dict[str, tuple[str, ...]] = Field(
         default_factory=dict, description="gateway product_id = [categories] left out of its downstream margin"
     )
+    registered_only: bool = Field(
+        True,
+        description="compare only customers registered in the CRM before the index day (registering with the "
+        "purchase makes later purchases identifiable, which would look like an effect)",
+    )
+    propensity_model: Literal["logistic", "boosting"] = Field(
+        "logistic",
+        description="model of the chance to buy: 'logistic' (regularised, on log-scaled covariates) or "
+        "'boosting' (gradient-boosted trees)",
+    )
     device_events: dict[str, dict[str, tuple[str, ...]]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_DEVICE_EVENTS.items()},
         description='gateway product_id = {free = [GA4 events], monetisable = [GA4 events]} for the engagement mix',
@@ -376,6 +386,10 @@ max_timestamp_skew_hours = 14.0
 # pre_period_days = 365            # covariates describe this many days before the index day
 # discount_rate = 0.10             # annual, for present values in the unit economics
 # life_months = 24                 # months an owner keeps the product
+# registered_only = true           # compare customers registered before the index day only
+# propensity_model = "logistic"    # or "boosting"
+# [impact.service_cost_per_month]  # cost of serving one owner a month
+# G002 = 0.90
 # [impact.exclude_categories]      # left out of the downstream margin besides the product itself
 # G001 = ["accessories"]
 

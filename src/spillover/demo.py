@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spillover.config import init_project, load_config
+from spillover.config import CONFIG_FILE, init_project, load_config
 from spillover.engine import connect
 from spillover.progress import NullProgress, Progress
 from spillover.query import table_counts
@@ -48,7 +48,8 @@ def run_demo(
     clock = time.perf_counter()
     data_dir = directory / "data"
     synth_summary = generate(data_dir, customers=customers, days=days, seed=seed, progress=progress)
-    init_project(directory, db=db, timezone=str(synth_summary["property_timezone"]))
+    if init_project(directory, db=db, timezone=str(synth_summary["property_timezone"]))["config_written"]:
+        write_business_costs(directory / CONFIG_FILE)
     config = load_config(directory)
     timings["synth"] = time.perf_counter() - clock
 
@@ -120,3 +121,16 @@ def run_demo(
         "tables": table_counts(con),
         "seconds": {k: round(v, 1) for k, v in timings.items()},
     }
+
+
+def write_business_costs(config_file: Path) -> None:
+    """Append what the synthetic business knows about its own costs: serving a device's owner."""
+    from spillover.synth.catalog import DEVICES
+
+    costs = [f"{d.product_id} = {d.service_cost_per_month_cents / 100:.2f}" for d in DEVICES if d.service_cost_per_month_cents]
+    if costs:
+        with config_file.open("a", encoding="utf-8") as handle:
+            handle.write(
+                "\n# The synthetic business's cost of serving one device owner a month (voice requests)\n"
+                "[impact.service_cost_per_month]\n" + "\n".join(costs) + "\n"
+            )

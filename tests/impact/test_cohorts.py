@@ -67,12 +67,13 @@ def test_the_calendar_is_the_propertys_local_days(warehouse):
     assert facts.calendar.last_day - facts.calendar.first_day == 59  # 60 local days
 
 
-def test_adopters_are_indexed_at_adoption_and_match_the_truth(warehouse, designs):
+def test_adopters_are_indexed_at_adoption_and_match_the_truth(warehouse):
     facts, truth = warehouse["facts"], warehouse["truth"]
     person_of = persons_of_customers(warehouse["con"], truth)
     last_day = facts.calendar.last_day
     for device, product in PRODUCTS.items():
-        design = designs[product]
+        spec = _spec(product, registered_only=False)
+        design = cohort(facts, spec, event_families=FAMILIES).to_pandas()
         treated = design[design.treated]
         assert (treated.index_day == treated.adopted_day).all()
         assert treated.customer_key.is_unique
@@ -81,22 +82,49 @@ def test_adopters_are_indexed_at_adoption_and_match_the_truth(warehouse, designs
         expected = expected[expected.adoption_day + HORIZON <= expected.period_days - 1]
         found = {(person_of.get(c), date_of(d).isoformat()) for c, d in zip(treated.customer_key, treated.index_day)}
         assert found == set(zip(expected.person_id, expected.adopted_on)), device
-        counts = design_counts(facts, _spec(product))
+        counts = design_counts(facts, spec)
         assert counts["adopters"] == len(treated) == len(expected) > 0
+        assert counts["adopters_not_registered_before"] == 0
         assert counts["control_rows"] == int((~design.treated).sum())
         assert (design.index_day + HORIZON <= last_day).all()
 
 
-def test_no_control_owns_the_product_before_or_during_its_window(warehouse, designs):
+def test_by_default_only_customers_registered_before_the_index_day_are_compared(warehouse, designs):
+    """Registering with the purchase makes later purchases identifiable: such adopters (and controls
+    not yet registered) are left out, and counted."""
+    facts = warehouse["facts"]
+    signup = facts.customers.to_pandas().set_index("customer_key").signup_day
+    left_out = 0
+    for product, design in designs.items():
+        assert (design.customer_key.map(signup) < design.index_day).all(), product
+        everyone = cohort(facts, _spec(product, registered_only=False), event_families=FAMILIES).to_pandas()
+        registered = everyone[everyone.customer_key.map(signup) < everyone.index_day]
+        kept = set(zip(design.customer_key[design.treated], design.index_day[design.treated]))
+        eligible = set(zip(registered.customer_key[registered.treated], registered.index_day[registered.treated]))
+        counts = design_counts(facts, _spec(product))
+        assert kept <= eligible
+        assert len(eligible - kept) == counts["adopters_without_controls_that_day"]
+        assert counts["adopters"] == int(design.treated.sum())
+        assert counts["adopters"] + counts["adopters_not_registered_before"] + counts[
+            "adopters_without_controls_that_day"] == int(everyone.treated.sum())
+        left_out += counts["adopters_not_registered_before"]
+    assert left_out > 0
+
+
+def test_controls_had_not_adopted_by_their_index_day(warehouse, designs):
+    """Controls are trips of customers who had not bought the product yet; those who buy it inside
+    the window stay controls (dropping them would condition on the future) and are counted."""
     adoptions = warehouse["facts"].adoptions.to_pandas()
     not_yet = 0
     for product, design in designs.items():
         adopted = adoptions[adoptions.product_id == product].set_index("customer_key").adopted_day
         controls = design[~design.treated]
-        assert len(controls) > 30
+        assert len(controls) > 10
         their_adoption = controls.customer_key.map(adopted)
-        assert (their_adoption.isna() | (their_adoption > controls.index_day + HORIZON)).all()
+        assert (their_adoption.isna() | (their_adoption > controls.index_day)).all()
         assert controls.adopted_day.isna().equals(their_adoption.isna())
+        in_window = int((their_adoption <= controls.index_day + HORIZON).sum())
+        assert design_counts(warehouse["facts"], _spec(product))["control_rows_adopting_in_window"] == in_window
         not_yet += int(their_adoption.notna().sum())
     # Not-yet adopters are controls on their earlier trips: the design uses both kinds.
     assert not_yet > 0

@@ -39,7 +39,10 @@ def year(synthetic_year):
     facts = load_facts(con, config.ga4.property_timezone)
     truth = data / "truth"
     designs = {
-        (product, horizon): cohort(facts, CohortSpec(product, horizon), event_families=FAMILIES).cache()
+        # Every adopter, registered before buying or not, to compare with the truth's adopters.
+        (product, horizon): cohort(
+            facts, CohortSpec(product, horizon, registered_only=False), event_families=FAMILIES
+        ).cache()
         for product in PRODUCTS.values() for horizon in HORIZONS
     }
     yield {

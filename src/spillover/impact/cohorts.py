@@ -12,13 +12,24 @@ Design (a trip-level risk set, as in sequential target-trial emulation):
   the device in their first basket).
 - **Same calendar dates.** Controls are kept only on days on which some adopter is indexed;
   ``calendar_weight`` reweights them to the adopters' distribution of index days (exact balance on
-  the calendar: seasonality and promotion days cancel).
+  the calendar: seasonality and promotion days cancel). An adopter indexed on a day on which no
+  eligible control shopped has no comparison and is left out (counted).
 - **Outcome**: downstream contribution margin in ``(index, index + H]`` local days, leaving out the
   product itself and the configured exclusions (accessories). Margin is revenue − quantity × unit
   cost, net of discount, exactly as profiles computes it.
 - **Complete windows only**: ``index + H <= last day of data``.
-- **No contamination**: a control whose own adoption falls inside its window is dropped (Callaway &
-  Sant'Anna's not-yet-treated comparison group: untreated through the whole outcome window).
+- **Not yet adopted at the index day**: a control trip's customer may adopt later, even inside the
+  window; it stays a control (the comparison is "buy now" against "not now", as in sequential
+  target-trial emulation). Dropping controls that adopt inside their window would condition on the
+  future: adoption happens on trips, so those controls are the ones that went on shopping, and the
+  rest would understate what non-adopters spend (on the synthetic ecosystem it made the smart
+  speaker's 180-day ATT look several times its true size). A control that adopts later carries part of that later
+  effect into the control mean, a bias towards zero of at most (share of controls adopting inside
+  the window) × (effect): ``design_counts`` reports that share.
+- **Registered before the index day** (``registered_only``, on by default): both groups are
+  customers whose CRM signup came before the index day. A customer who registers with the purchase
+  has its later purchases identified (member card, login) where they were anonymous before, so its
+  identified spending rises because it registered, not because of the product.
 """
 
 from __future__ import annotations
@@ -45,7 +56,8 @@ class CohortSpec:
     """One design: the product, the horizon (days) and the pre-period covariates describe (days).
 
     ``exclude_products`` / ``exclude_categories`` are left out of the downstream margin besides the
-    product itself (e.g. its accessories).
+    product itself (e.g. its accessories). ``registered_only``: compare only customers registered in
+    the CRM before the index day (see the module docstring).
     """
 
     product_id: str
@@ -53,6 +65,7 @@ class CohortSpec:
     pre_period_days: int = 365
     exclude_products: tuple[str, ...] = ()
     exclude_categories: tuple[str, ...] = ()
+    registered_only: bool = True
 
     def __post_init__(self) -> None:
         if self.horizon_days < 1 or self.pre_period_days < 1:
@@ -70,6 +83,7 @@ class CohortSpec:
             pre_period_days=settings.pre_period_days,
             exclude_products=tuple(settings.exclude_products.get(product_id, ())),
             exclude_categories=tuple(settings.exclude_categories.get(product_id, ())),
+            registered_only=settings.registered_only,
         )
 
     @property
@@ -89,25 +103,24 @@ def _check_product(facts: Facts, spec: CohortSpec) -> None:
 
 def index_rows(facts: Facts, spec: CohortSpec) -> ibis.Table:
     """``customer_key, index_day, treated, adopted_day, calendar_weight``: one row per adopter (at its
-    adoption trip) and per eligible control trip; windows complete, controls uncontaminated."""
+    adoption trip) and per control trip (not adopted by that day); windows complete; with
+    ``spec.registered_only``, customers registered before the index day only."""
     _check_product(facts, spec)
-    horizon = spec.horizon_days
-    trips = facts.lines.select("customer_key", "day").distinct()
-    adoptions = facts.adoptions.filter(facts.adoptions.product_id == spec.product_id)
-    candidates = trips.left_join(adoptions.select("customer_key", "adopted_day"), "customer_key")
+    candidates = _candidate_trips(facts, spec)
     treated = (candidates.adopted_day == candidates.day).fill_null(False)
-    untreated_through_window = candidates.adopted_day.isnull() | (
-        candidates.adopted_day > candidates.day + horizon
-    )
-    complete = candidates.day + horizon <= facts.calendar.last_day
-    rows = candidates.filter(complete & (treated | untreated_through_window)).select(
+    not_yet_adopted = candidates.adopted_day.isnull() | (candidates.adopted_day > candidates.day)
+    eligible = candidates.day + spec.horizon_days <= facts.calendar.last_day
+    if spec.registered_only:
+        eligible = eligible & _registered_before(candidates)
+    rows = candidates.filter(eligible & (treated | not_yet_adopted)).select(
         "customer_key", "adopted_day", index_day=candidates.day, treated=treated
     )
     is_treated = rows.treated.cast("int64")
     per_day = rows.group_by("index_day").aggregate(
         treated_that_day=is_treated.sum(), controls_that_day=(1 - is_treated).sum()
     )
-    per_day = per_day.filter(per_day.treated_that_day > 0)  # controls only on adopters' index days
+    # Controls only on adopters' index days; an adopter with no control trip that day has no comparison.
+    per_day = per_day.filter((per_day.treated_that_day > 0) & (per_day.controls_that_day > 0))
     totals = per_day.aggregate(
         treated_total=per_day.treated_that_day.sum(), controls_total=per_day.controls_that_day.sum()
     )
@@ -122,6 +135,21 @@ def index_rows(facts: Facts, spec: CohortSpec) -> ibis.Table:
     return rows.select(
         "customer_key", "adopted_day", "index_day", "treated", calendar_weight=weight.cast("float64")
     )
+
+
+def _candidate_trips(facts: Facts, spec: CohortSpec) -> ibis.Table:
+    """Every trip (customer and local day with an order) with the customer's adoption day of the
+    product (null if never) and CRM signup day (null if not registered)."""
+    trips = facts.lines.select("customer_key", "day").distinct()
+    adoptions = facts.adoptions.filter(facts.adoptions.product_id == spec.product_id)
+    signups = facts.customers.select("customer_key", "signup_day")
+    return trips.left_join(adoptions.select("customer_key", "adopted_day"), "customer_key").drop(
+        "customer_key_right"
+    ).left_join(signups, "customer_key").drop("customer_key_right")
+
+
+def _registered_before(trips: ibis.Table) -> ibis.Value:
+    return (trips.signup_day < trips.day).fill_null(False)
 
 
 def window_margins(daily: ibis.Table, index: ibis.Table, spec: CohortSpec, first_day: int) -> ibis.Table:
@@ -259,28 +287,31 @@ def frame_of(frame: pd.DataFrame) -> DesignFrame:
 
 
 def design_counts(facts: Facts, spec: CohortSpec) -> dict[str, int]:
-    """How the design came out: adopters with a complete window (and without), control rows and
-    customers, and trips on adopters' index days dropped as controls because the customer adopted
-    inside the window."""
+    """How the design came out: adopters in it, adopters left out because their window runs past the
+    data, (``registered_only``) because they had not registered before buying, or because no control
+    shopped on their index day, control rows and
+    customers, and control rows whose customer adopts inside the window (they stay controls; see the
+    module docstring)."""
     _check_product(facts, spec)
     horizon = spec.horizon_days
     last_day = facts.calendar.last_day
-    adoptions = facts.adoptions.filter(facts.adoptions.product_id == spec.product_id)
+    adoptions = _candidate_trips(facts, spec)
+    adoptions = adoptions.filter(adoptions.adopted_day == adoptions.day)
+    complete = adoptions.adopted_day + horizon <= last_day
+    registered = _registered_before(adoptions) if spec.registered_only else ibis.literal(True)
     index = index_rows(facts, spec)
-    trips = facts.lines.select("customer_key", "day").distinct().join(
-        adoptions.select("customer_key", "adopted_day"), "customer_key"
-    )
-    contaminated = trips.filter(
-        (trips.adopted_day > trips.day) & (trips.adopted_day <= trips.day + horizon) & (trips.day + horizon <= last_day)
-    )
-    adoption_days = index.filter(index.treated).select(day=index.index_day).distinct()
-    contaminated = contaminated.semi_join(adoption_days, "day")
     controls = index.filter(~index.treated)
     counts = {
-        "adopters": adoptions.filter(adoptions.adopted_day + horizon <= last_day).count(),
-        "adopters_window_incomplete": adoptions.filter(adoptions.adopted_day + horizon > last_day).count(),
+        "adopters": index.filter(index.treated).count(),
+        "adopters_window_incomplete": adoptions.filter(~complete).count(),
+        "adopters_not_registered_before": adoptions.filter(complete & ~registered).count(),
+        "adopters_eligible": adoptions.filter(complete & registered).count(),
         "control_rows": controls.count(),
         "control_customers": controls.customer_key.nunique(),
-        "controls_dropped_adopting_in_window": contaminated.count(),
+        "control_rows_adopting_in_window": controls.filter(
+            controls.adopted_day.notnull() & (controls.adopted_day <= controls.index_day + horizon)
+        ).count(),
     }
-    return {name: int(value.to_pyarrow().as_py()) for name, value in counts.items()}
+    found = {name: int(value.to_pyarrow().as_py()) for name, value in counts.items()}
+    found["adopters_without_controls_that_day"] = found.pop("adopters_eligible") - found["adopters"]
+    return found

@@ -151,7 +151,7 @@ def pre_period_covariates(
     columns["pre_sessions"] = t.sessions.fill_null(0).cast("int64")
     columns["pre_engaged_sessions"] = t.engaged_sessions.fill_null(0).cast("int64")
     columns["tenure_days"] = ibis.greatest(t.index_day - t.first_seen_day, 0).fill_null(0).cast("int64")
-    columns["member"] = (t.signup_day <= t.index_day).fill_null(False).cast("int64")
+    columns["member"] = (t.signup_day < t.index_day).fill_null(False).cast("int64")
     columns["tier"] = t.tier
     columns["region"] = t.region
     for product in others:

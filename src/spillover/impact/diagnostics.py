@@ -59,11 +59,13 @@ class VerdictRules:
 class Overlap:
     """How well treated and control propensities overlap, and what the trimming bound touched.
 
-    Propensities outside ``[trim, 1 - trim]`` are clipped to the bound before weighting (the units
-    stay in the estimate); ``n_clipped`` counts them so that clipping is never silent.
+    Propensities beyond the bound are clipped to it before weighting (the units stay in the
+    estimate): above ``1 - trim`` for the ATT, outside ``[trim, 1 - trim]`` for the ATE.
+    ``n_clipped`` counts them so that clipping is never silent.
     """
 
     trim: float
+    estimand: str
     share_treated_above_bound: float
     n_treated_above_bound: int
     n_treated_below_bound: int
@@ -169,15 +171,17 @@ def overlap(propensity: np.ndarray, treatment: np.ndarray, *, trim: float, estim
         share_outside = above_t / max(len(p_treated), 1)
     else:
         share_outside = (above_t + below_t + above_c + below_c) / max(len(propensity), 1)
+    clipped = above_t + above_c if estimand == "att" else above_t + below_t + above_c + below_c
     edges = np.linspace(0.0, 1.0, 11)
     return Overlap(
         trim=trim,
+        estimand=estimand,
         share_treated_above_bound=above_t / max(len(p_treated), 1),
         n_treated_above_bound=above_t,
         n_treated_below_bound=below_t,
         n_control_above_bound=above_c,
         n_control_below_bound=below_c,
-        n_clipped=above_t + below_t + above_c + below_c,
+        n_clipped=clipped,
         share_outside_overlap=share_outside,
         propensity_auc=propensity_auc(propensity, treatment),
         treated_quantiles=_quantiles(p_treated),
@@ -341,9 +345,8 @@ def judge(
             "between the groups probably remain."
         )
     if ov.n_clipped:
-        notes.append(
-            f"{ov.n_clipped} propensities lay beyond [{ov.trim:g}, {1 - ov.trim:g}] and were clipped to the bound."
-        )
+        bound = f"above {1 - ov.trim:g}" if ov.estimand == "att" else f"beyond [{ov.trim:g}, {1 - ov.trim:g}]"
+        notes.append(f"{ov.n_clipped} propensities lay {bound} and were clipped to the bound.")
     low, high = rules.variance_ratio_range
     outside = [c.covariate for c in bal.covariates if not low <= c.variance_ratio_after <= high]
     if outside:

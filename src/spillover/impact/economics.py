@@ -273,6 +273,11 @@ def unit_economics(
             f"{_money(break_even)} per owner per month over {curve.life_months} months to break even, "
             f"and the estimate is {_money(estimated)}"
         )
+    if service_cost_per_month > 0:
+        reasons.append(
+            f"serving an owner costs {_money(service_cost_per_month)} a month, {_money(service_pv)} over "
+            f"{curve.life_months} months at present value"
+        )
     if extrapolated_share > 0.5:
         reasons.append(
             f"{extrapolated_share:.0%} of the downstream value lies beyond the {curve.measured_months:.1f} "

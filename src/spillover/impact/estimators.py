@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
@@ -25,11 +25,13 @@ from spillover.impact import diagnostics as diag
 __all__ = [
     "DownstreamImpact",
     "ImpactResult",
+    "LogisticPropensity",
     "default_propensity_model",
     "default_outcome_model",
 ]
 
 ESTIMANDS = ("att", "ate")
+PROPENSITY_MODELS = ("boosting", "logistic")
 SMALL_TABLE_ROWS = 100_000
 
 
@@ -49,6 +51,56 @@ def default_propensity_model(random_state: int | None = 0) -> BaseEstimator:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return HistGradientBoostingClassifier(**_BOOSTING, random_state=random_state)
+
+
+class LogisticPropensity(ClassifierMixin, BaseEstimator):
+    """L2-regularised logistic regression for P(D = 1 | X) on tamed covariates: missing values
+    filled with the column median (plus a missing-indicator column), every value put on a signed
+    log scale (money and counts are heavy-tailed), then standardised. A scikit-learn pipeline that
+    accepts ``sample_weight``.
+
+    With a rare treatment (a few hundred buyers among tens of thousands of shoppers) its weights
+    balance the covariates better than boosted trees' and keep more effective controls; on the
+    synthetic ecosystem it is what passes the balance checks (docs/methods.md).
+    """
+
+    def __init__(self, C: float = 1.0, max_iter: int = 5000) -> None:
+        self.C = C
+        self.max_iter = max_iter
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LogisticPropensity:
+        from sklearn.impute import SimpleImputer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+        self.pipeline_ = make_pipeline(
+            SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+            FunctionTransformer(_signed_log),
+            StandardScaler(),
+            LogisticRegression(C=self.C, max_iter=self.max_iter),
+        )
+        self.pipeline_.fit(X, y, logisticregression__sample_weight=sample_weight)
+        self.classes_ = self.pipeline_.classes_
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "pipeline_")
+        return self.pipeline_.predict_proba(X)
+
+
+def _signed_log(values: np.ndarray) -> np.ndarray:
+    return np.sign(values) * np.log1p(np.abs(values))
+
+
+def propensity_model_named(name: str, random_state: int | None = 0) -> BaseEstimator:
+    """The propensity model called ``name``: "boosting" (:func:`default_propensity_model`) or
+    "logistic" (:class:`LogisticPropensity`)."""
+    if name == "boosting":
+        return default_propensity_model(random_state)
+    if name == "logistic":
+        return LogisticPropensity()
+    raise SpilloverInputError(f"propensity model must be one of {', '.join(PROPENSITY_MODELS)}, not {name!r}")
 
 
 def default_outcome_model(random_state: int | None = 0) -> BaseEstimator:
@@ -131,9 +183,12 @@ class DownstreamImpact(BaseEstimator):
     propensity_model, outcome_model : scikit-learn estimators or None
         Classifier with ``predict_proba`` and regressor; ``None`` uses gradient boosting
         (:func:`default_propensity_model`, :func:`default_outcome_model`), which handles missing
-        values itself.
+        values itself. ``propensity_model`` may also be named: "boosting" or "logistic"
+        (:class:`LogisticPropensity`).
     trim : float
-        Clipping bound for propensities, in (0, 0.5).
+        Clipping bound for propensities, in (0, 0.5): above ``1 − trim`` for the ATT (a control's
+        weight e/(1 − e) only explodes near 1; small propensities just weigh little), on both sides
+        for the ATE.
     verdict_rules : VerdictRules or None
         Thresholds of the verdict (defaults: :class:`~spillover.impact.diagnostics.VerdictRules`).
     n_jobs : int or None
@@ -242,7 +297,7 @@ class DownstreamImpact(BaseEstimator):
                 folds = self._folds(covariates, d, cluster, seed)
                 propensities.append(self._cross_fit_propensity(covariates, d, folds, seed))
                 fits.append([self._cross_fit_outcome(covariates, d, target, folds, seed) for target in outcomes])
-        clipped = [np.clip(p, self.trim, 1.0 - self.trim) for p in propensities]
+        clipped = [self._clip(p) for p in propensities]
         main = _median_of_splits([self._score(d, y, e, *fit[0]) for e, fit in zip(clipped, fits)])
         placebo_result = None
         if placebo is not None:
@@ -255,7 +310,7 @@ class DownstreamImpact(BaseEstimator):
         # Diagnostics describe the average held-out nuisance predictions over the repeats.
         propensity = np.mean(propensities, axis=0)
         control_outcome = np.mean([fit[0][0] for fit in fits], axis=0)
-        clipped_mean = np.clip(propensity, self.trim, 1.0 - self.trim)
+        clipped_mean = self._clip(propensity)
 
         rules = self.verdict_rules or diag.VerdictRules()
         weights = self._balancing_weights(d, clipped_mean) * (1.0 if w is None else w)
@@ -308,6 +363,8 @@ class DownstreamImpact(BaseEstimator):
             raise SpilloverInputError(f"n_repeats must be a positive integer, not {self.n_repeats!r}")
         if not 0 < self.trim < 0.5:
             raise SpilloverInputError(f"trim must lie in (0, 0.5), not {self.trim!r}")
+        if isinstance(self.propensity_model, str) and self.propensity_model not in PROPENSITY_MODELS:
+            propensity_model_named(self.propensity_model)  # raises with the known names
 
     def _threads(self, n_rows: int) -> int | None:
         if self.n_jobs is None:
@@ -329,7 +386,10 @@ class DownstreamImpact(BaseEstimator):
         return model.fit(X[rows], y[rows], sample_weight=self._weights[rows])
 
     def _cross_fit_propensity(self, X: np.ndarray, d: np.ndarray, folds: list, seed: int | None) -> np.ndarray:
-        template = self.propensity_model if self.propensity_model is not None else default_propensity_model(seed)
+        if self.propensity_model is None or isinstance(self.propensity_model, str):
+            template = propensity_model_named(self.propensity_model or "boosting", seed)
+        else:
+            template = self.propensity_model
         if not hasattr(template, "predict_proba"):
             raise SpilloverInputError(f"propensity_model {type(template).__name__} has no predict_proba")
         propensity = np.empty(len(d))
@@ -375,6 +435,12 @@ class DownstreamImpact(BaseEstimator):
         else:
             se = float(math.sqrt(np.sum(_cluster_sums(influence, self._clusters) ** 2)) / n)
         return _Score(estimate, se, influence)
+
+    def _clip(self, propensity: np.ndarray) -> np.ndarray:
+        """Propensities bounded where the estimand's weights blow up: the ATT weights controls by
+        e/(1 − e), which only explodes near 1; the ATE also divides by e."""
+        low = 0.0 if self.estimand == "att" else self.trim
+        return np.clip(propensity, low, 1.0 - self.trim)
 
     def _balancing_weights(self, d: np.ndarray, e: np.ndarray) -> np.ndarray:
         """The weights the score implies: ATT treated 1, controls e/(1 − e); ATE 1/e and 1/(1 − e)."""

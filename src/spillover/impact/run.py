@@ -81,6 +81,7 @@ def _any_product_spec(config: Config, gateways: Sequence[str], horizon: int):
     return CohortSpec(
         ANY_PRODUCT, horizon, pre_period_days=settings.pre_period_days,
         exclude_products=tuple(dict.fromkeys(excluded)), exclude_categories=tuple(categories),
+        registered_only=settings.registered_only,
     )
 
 
@@ -94,7 +95,9 @@ def _subsample(treatment: np.ndarray, calendar_weight: np.ndarray, max_control_r
     return keep, weight[keep], rate
 
 
-def _fit(frame: pd.DataFrame, *, max_control_rows: int, seed: int) -> tuple[Any, dict[str, Any]]:
+def _fit(
+    frame: pd.DataFrame, *, propensity_model: str, max_control_rows: int, seed: int
+) -> tuple[Any, dict[str, Any]]:
     """DownstreamImpact on one design, controls subsampled, clustered by customer; and a placebo fit
     on the rows whose before-window lies in the data."""
     from spillover.impact.cohorts import frame_of
@@ -104,14 +107,14 @@ def _fit(frame: pd.DataFrame, *, max_control_rows: int, seed: int) -> tuple[Any,
     keep, weight, rate = _subsample(design.treatment, design.calendar_weight, max_control_rows, seed)
     X = design.X[keep]
     customers = design.keys.customer_key.to_numpy()[keep]
-    model = DownstreamImpact(n_repeats=1, n_jobs=1, random_state=seed).fit(
+    model = DownstreamImpact(propensity_model=propensity_model, n_jobs=1, random_state=seed).fit(
         X, design.treatment[keep], design.outcome[keep], sample_weight=weight, groups=customers,
     )
     extra: dict[str, Any] = {"control_sampling_rate": rate, "control_rows_in_design": int((design.treatment == 0).sum())}
     placebo_rows = np.isfinite(design.placebo[keep])
     d_placebo = design.treatment[keep][placebo_rows]
     if min(int(d_placebo.sum()), int((1 - d_placebo).sum())) >= 30:
-        placebo = DownstreamImpact(n_repeats=1, n_jobs=1, random_state=seed).fit(
+        placebo = DownstreamImpact(propensity_model=propensity_model, n_jobs=1, random_state=seed).fit(
             X[placebo_rows], d_placebo, design.placebo[keep][placebo_rows],
             sample_weight=weight[placebo_rows], groups=customers[placebo_rows],
         ).result_
@@ -145,7 +148,8 @@ def _estimate_row(
                     "warnings": ""}
         naive = naive_figures(facts, spec, event_families=families, design=design)
         try:
-            result, extra = _fit(frame, max_control_rows=max_control_rows, seed=seed)
+            result, extra = _fit(frame, propensity_model=config.impact.propensity_model,
+                                 max_control_rows=max_control_rows, seed=seed)
         except SpilloverInputError as exc:
             return {**row, "verdict": INCONCLUSIVE, "estimator_verdict": None,
                     "naive_post_purchase_margin": naive.post_purchase_margin.value,

@@ -82,6 +82,8 @@ class GatewayDevice:
     # usage events (GA4 only, no shopping): mean per day and the mix of event names
     usage_per_day: float
     usage_events: tuple[tuple[str, float], ...]
+    # what serving one owner costs the business a month (cloud requests, content); not in any order
+    service_cost_per_month_cents: int = 0
 
 
 DEVICES: tuple[GatewayDevice, ...] = (
@@ -106,6 +108,7 @@ DEVICES: tuple[GatewayDevice, ...] = (
         usage_per_day=1.0,
         usage_events=(("voice_timer", 0.38), ("voice_weather", 0.30), ("voice_music", 0.30),
                       ("voice_shop", 0.02)),
+        service_cost_per_month_cents=90,
     ),
     GatewayDevice(
         key="stick", product_id="G003", name="Beam Streaming Stick", price_cents=3999,

@@ -150,6 +150,9 @@ class Ledger:
                 "unit_cost": device.unit_cost_cents / 100.0,
                 "list_hardware_margin_per_unit": (device.price_cents - device.unit_cost_cents) / 100.0,
                 "hardware_margin_per_unit": round(self.hardware_margin[k] / units / 100.0, 4) if units else None,
+                "service_cost_per_month": device.service_cost_per_month_cents / 100.0,
+                "net_value_per_unit": _net_values(device.product_id, att, self.hardware_margin[k] / units / 100.0,
+                                                  device.service_cost_per_month_cents / 100.0) if units else None,
                 "units_sold": units,
                 "adopters": int(len(adopters)),
                 "att": att,
@@ -161,6 +164,23 @@ class Ledger:
                 },
             }
         return out
+
+
+def _net_values(product_id: str, att: dict[str, object], hardware_margin: float, service_cost: float) -> dict[str, float | None]:
+    """The true net value per unit from each horizon's true ATT, valued as spillover's unit economics
+    does with the default ``[impact]`` settings (life, discount rate, persistence) and this serving cost."""
+    from spillover.config import ImpactSettings
+    from spillover.impact.economics import unit_economics_from_settings
+
+    settings = ImpactSettings(service_cost_per_month={product_id: service_cost})
+    values: dict[str, float | None] = {}
+    for horizon, figures in att.items():
+        effect = figures["att"]  # type: ignore[index]
+        values[horizon] = None if effect is None else round(unit_economics_from_settings(
+            settings, product_id=product_id, hardware_margin=hardware_margin, att=float(effect), att_se=0.0,
+            horizon_days=int(horizon),
+        ).net_value, 4)
+    return values
 
 
 def _mean(values: np.ndarray) -> float | None:
