@@ -895,6 +895,14 @@ def demo(
         for row in impact["portfolio"]:
             if row.get("note"):
                 _console().print(row["note"])
+    scores = impact.get("truth") or []
+    if scores:
+        covered = sum(score["covers"] for score in scores)
+        console.print(
+            f"impact: {covered} of {len(scores)} 95% intervals cover the true effect on the same buyers ("
+            + "; ".join(f"{s['product_id']} {s['horizon_days']}d {s['estimate']:.2f} vs {s['true_att']:.2f}" for s in scores)
+            + ")"
+        )
     if impact.get("report"):
         console.print(f"impact report: {impact['report']}")
     seconds = summary["seconds"]

@@ -7,6 +7,7 @@ same order a real project would (init → ingest → build), on the embedded Duc
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,9 @@ from spillover.progress import NullProgress, Progress
 from spillover.query import table_counts
 
 if TYPE_CHECKING:
+    from ibis.backends import BaseBackend
+
+    from spillover.config import Config
     from spillover.ingest.quarantine import LoadResult
 
 #: Tabular sources in load order: order lines are checked against products and orders.
@@ -25,6 +29,64 @@ TABULAR_SOURCES = (
     ("orders", "shop/orders.csv"),
     ("order_items", "shop/order_items.csv"),
 )
+
+
+@dataclass
+class SyntheticProject:
+    """A synthetic ecosystem generated and loaded into a fresh project's warehouse."""
+
+    directory: Path
+    data_dir: Path
+    con: BaseBackend
+    config: Config
+    url: str
+    summary: dict[str, object]
+    loads: list[LoadResult]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def synthesise_and_load(
+    directory: Path | str,
+    *,
+    customers: int,
+    days: int,
+    seed: int = 0,
+    db: str | None = None,
+    ga4_days: int | None = None,
+    progress: Progress | None = None,
+) -> SyntheticProject:
+    """Generate the synthetic ecosystem under ``directory/data``, write the project's spillover.toml
+    (with the business's serving costs) and load every source. ``ga4_days``: load only the first
+    that many days of GA4 export (the impact design reads orders; tests and studies save minutes)."""
+    from spillover.ingest.ga4 import ingest_ga4
+    from spillover.ingest.tabular import ingest_source
+    from spillover.synth import generate
+
+    progress = progress or NullProgress()
+    directory = Path(directory)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+    data_dir = directory / "data"
+    summary = generate(data_dir, customers=customers, days=days, seed=seed, progress=progress)
+    if init_project(directory, db=db, timezone=str(summary["property_timezone"]))["config_written"]:
+        write_business_costs(directory / CONFIG_FILE)
+    config = load_config(directory)
+    seconds["synth"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    url = db or config.db
+    if url.startswith("duckdb:///") and not url.startswith("duckdb:////"):
+        # A relative DuckDB path in spillover.toml is relative to the project folder.
+        url = f"duckdb:///{(directory / url.removeprefix('duckdb:///')).resolve()}"
+    con = connect(url)
+    ga4: list[Path] = [data_dir / "ga4"]
+    if ga4_days is not None:
+        ga4 = sorted((data_dir / "ga4").glob("events_*.json"))[:ga4_days]
+    loads: list[LoadResult] = [ingest_ga4(con, ga4, config=config, progress=progress)]
+    for source, relative in TABULAR_SOURCES:
+        loads.append(ingest_source(con, source, data_dir / relative, config=config, progress=progress))
+    seconds["ingest"] = time.perf_counter() - clock
+    return SyntheticProject(directory, data_dir, con, config, url, summary, loads, seconds)
 
 
 def run_demo(
@@ -37,32 +99,12 @@ def run_demo(
     progress: Progress | None = None,
 ) -> dict[str, object]:
     """Run the whole demo in ``directory``; return the summary the CLI prints."""
-    from spillover.ingest.ga4 import ingest_ga4
-    from spillover.ingest.tabular import ingest_source
     from spillover.pipeline import run_pipeline
-    from spillover.synth import generate
 
     progress = progress or NullProgress()
-    directory = Path(directory)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-    data_dir = directory / "data"
-    synth_summary = generate(data_dir, customers=customers, days=days, seed=seed, progress=progress)
-    if init_project(directory, db=db, timezone=str(synth_summary["property_timezone"]))["config_written"]:
-        write_business_costs(directory / CONFIG_FILE)
-    config = load_config(directory)
-    timings["synth"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    url = db or config.db
-    if url.startswith("duckdb:///") and not url.startswith("duckdb:////"):
-        # A relative DuckDB path in the demo's spillover.toml is relative to the demo folder.
-        url = f"duckdb:///{(directory / url.removeprefix('duckdb:///')).resolve()}"
-    con = connect(url)
-    loads: list[LoadResult] = [ingest_ga4(con, [data_dir / "ga4"], config=config, progress=progress)]
-    for source, relative in TABULAR_SOURCES:
-        loads.append(ingest_source(con, source, data_dir / relative, config=config, progress=progress))
-    timings["ingest"] = time.perf_counter() - clock
+    project = synthesise_and_load(directory, customers=customers, days=days, seed=seed, db=db, progress=progress)
+    directory, data_dir, con, config = project.directory, project.data_dir, project.con, project.config
+    timings = project.seconds
 
     clock = time.perf_counter()
     runs = run_pipeline(con, config, progress=progress)
@@ -100,18 +142,24 @@ def run_demo(
 
         from spillover.report.impact_report import write_impact_report
 
+        from spillover.config import project_key
+        from spillover.impact.run import ESTIMATES
+        from spillover.synth.scoring import impact_scores
+
+        scores = impact_scores(con, config, data_dir / "truth", project_key(config), con.table(ESTIMATES).to_pandas())
         impact = {
             "portfolio": as_plain(con.table(PORTFOLIO).to_pandas().to_dict(orient="records")),
+            "truth": as_plain(scores),
             "report": str(write_impact_report(con, config, directory / "impact_report.html")),
         }
 
     return {
         "directory": str(directory),
-        "db": url,
-        "synthetic": synth_summary,
+        "db": project.url,
+        "synthetic": project.summary,
         "loads": [
             {k: load.to_dict()[k] for k in ("source", "rows_read", "rows_loaded", "rows_quarantined", "duplicates_dropped")}
-            for load in loads
+            for load in project.loads
         ],
         "stages": [run["stage"] for run in runs],
         "identity": identity,

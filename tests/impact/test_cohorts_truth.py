@@ -7,8 +7,8 @@ GA4, guest orders that only a GA4 client identifies stay unattributed, so some a
 miss an order; the window itself reproduces the truth to the cent.
 
 Measured at this size (USD per adopter, 90 days): smart speaker true ATT 0.60; all post-purchase
-margin 31.8; owners minus never-buyers 17.5; adopters minus calendar-weighted controls 4.41 (se 2.37).
-At 6,000 × 365 with GA4 in full the last is 9.17 (se 2.33) against a truth of 0.82.
+margin 31.8; owners minus never-buyers 17.5; adopters minus calendar-weighted same-day controls 1.34
+(se 2.38): controls who shopped the same day remove most of the selection.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def test_the_window_is_the_truths_to_the_cent_and_outcomes_mostly_are(year):
 
 def test_naive_figures_of_the_speaker_are_far_above_its_true_effect(year):
     for horizon in HORIZONS:
-        spec = CohortSpec("G002", horizon)
+        spec = CohortSpec("G002", horizon, registered_only=False)
         figures = naive_figures(year["facts"], spec, event_families=FAMILIES, design=year["designs"][("G002", horizon)])
         truth = year["impact"]["speaker"]["att"][str(horizon)]["att_fully_observed"]
         post = figures.post_purchase_margin
@@ -104,7 +104,7 @@ def test_naive_figures_of_the_speaker_are_far_above_its_true_effect(year):
         assert (post.value - truth) / post.se > 5
         owners = figures.owner_vs_non_owner
         assert (owners.value - truth) / owners.se > 3
-        # Even against controls indexed on the same days, the plain difference in means is biased
-        # upward: adopters would have out-spent them anyway. This is why covariates are needed.
+        # Controls who shopped on the same days remove most of that selection: the plain difference
+        # in means against them is a small fraction of the post-purchase figure.
         gap = figures.adopters_vs_controls
-        assert (gap.value - truth) / gap.se > 1, (horizon, gap, truth)
+        assert gap.value < post.value / 5, (horizon, gap, post)

@@ -2,8 +2,8 @@
 day as in test_cohorts_truth.py): at the 180-day horizon (the longest with complete windows in a
 year of data) the ATT's 95% CI must cover the true ATT of the adopters in the design (registered
 before buying, window complete; from truth/adopters.csv) and the truth's ATT over all fully observed
-adopters (``att_fully_observed`` of truth/impact.json); the naive figures must lie above the whole
-interval; the e-reader must come out a value creator and the speaker never one; the tables and JSON
+adopters (``att_fully_observed`` of truth/impact.json), at 90 days too; the naive figures must lie above
+the whole interval; no verdict may contradict the truth's (e-reader creates value, speaker destroys it); the tables and JSON
 have their documented columns. Marker ``slow``.
 """
 
@@ -13,14 +13,13 @@ import json
 
 import pytest
 
+from spillover.config import project_key
 from spillover.engine import connect
-from spillover.impact.cohorts import CohortSpec, index_rows
-from spillover.impact.facts import load_facts
 from spillover.impact.run import (
     ESTIMATE_COLUMNS, ESTIMATES, EVENT_COLUMNS, EVENT_STUDY, PORTFOLIO, PORTFOLIO_COLUMNS, ANY_PRODUCT,
     run_impact, write_impact,
 )
-from tests.impact.truth import persons_of_customers, true_att_of
+from spillover.synth.scoring import impact_scores
 
 pytestmark = pytest.mark.slow
 
@@ -30,33 +29,27 @@ HORIZON = 180
 @pytest.fixture(scope="module")
 def impact_year(synthetic_year):
     con, config, data = synthetic_year["con"], synthetic_year["config"], synthetic_year["data"]
-    run = run_impact(con, config, product_ids=["G001", "G002"], horizons=[HORIZON], primary_horizon=HORIZON)
+    run = run_impact(con, config, product_ids=["G001", "G002"], horizons=[90, HORIZON], primary_horizon=HORIZON)
     counts = write_impact(con, run)
     truth = json.loads((data / "truth" / "impact.json").read_text())["devices"]
-    facts = load_facts(con, config.ga4.property_timezone)
+    scores = impact_scores(con, config, data / "truth", project_key(config), run.estimates)
     return {"con": con, "run": run, "counts": counts, "truth": {d["product_id"]: d for d in truth.values()},
-            "config": config, "data": data, "facts": facts}
+            "scores": {(score["product_id"], score["horizon_days"]): score for score in scores}}
 
 
-def _row(impact_year, product: str):
+def _row(impact_year, product: str, horizon: int = HORIZON):
     estimates = impact_year["run"].estimates
-    return estimates[(estimates.product_id == product) & (estimates.horizon_days == HORIZON)].iloc[0]
+    return estimates[(estimates.product_id == product) & (estimates.horizon_days == horizon)].iloc[0]
 
 
 @pytest.mark.parametrize("product", ["G001", "G002"])
-def test_ci_covers_the_true_att(impact_year, product):
-    row = _row(impact_year, product)
-    con, truth = impact_year["con"], impact_year["data"] / "truth"
-    device = {"G001": "ereader", "G002": "speaker"}[product]
-    spec = CohortSpec.from_settings(impact_year["config"].impact, product, HORIZON)
-    design = index_rows(impact_year["facts"], spec)
-    buyers = design.filter(design.treated).customer_key.to_pandas()
-    person_of = persons_of_customers(con, truth)
-    same_adopters = true_att_of(truth, device, HORIZON, [person_of[c] for c in buyers])
-    all_observed = impact_year["truth"][product]["att"][str(HORIZON)]["att_fully_observed"]
+@pytest.mark.parametrize("horizon", [90, HORIZON])
+def test_ci_covers_the_true_att(impact_year, product, horizon):
+    score = impact_year["scores"][(product, horizon)]
+    assert score["adopters_scored"] == _row(impact_year, product, horizon).n_treated
     # Tolerance: the 95% CI itself (clustered by customer); a miss has a 5% chance per comparison.
-    for true_att in (same_adopters, all_observed):
-        assert row.ci_low <= true_att <= row.ci_high, (row.estimate, row.ci_low, row.ci_high, true_att)
+    for true_att in (score["true_att"], score["true_att_all_observed"]):
+        assert score["ci_low"] <= true_att <= score["ci_high"], score
 
 
 def test_naive_figures_lie_above_the_speakers_whole_interval(impact_year):
@@ -65,11 +58,16 @@ def test_naive_figures_lie_above_the_speakers_whole_interval(impact_year):
     assert row.naive_owner_gap > row.ci_high
 
 
-def test_verdicts(impact_year):
-    """At this size the e-reader is a value creator; the speaker (hardware and serving at a loss, a
-    small effect) may be a destroyer or, with this few buyers, inconclusive, but never a creator."""
-    assert _row(impact_year, "G001").verdict == "value creator"
-    assert _row(impact_year, "G002").verdict in ("value destroyer", "inconclusive")
+def test_verdicts_never_contradict_the_truth(impact_year):
+    """The e-reader creates value (true net value per unit about +60), the speaker destroys it (about
+    −21: hardware and serving at a loss, a small effect). With about a hundred registered buyers
+    per design at this size an interval may be too wide to decide, so each verdict must be the true one or
+    inconclusive, and each net value estimate must have the truth's sign; the default demo decides
+    both (docs/impact.md, "Checked against the truth")."""
+    for horizon in (90, HORIZON):
+        ereader, speaker = _row(impact_year, "G001", horizon), _row(impact_year, "G002", horizon)
+        assert ereader.verdict in ("value creator", "inconclusive") and ereader.net_value_per_unit > 0, ereader.reasons
+        assert speaker.verdict in ("value destroyer", "inconclusive") and speaker.net_value_per_unit < 0, speaker.reasons
 
 
 def test_tables_have_the_documented_columns(impact_year):
@@ -77,7 +75,7 @@ def test_tables_have_the_documented_columns(impact_year):
     assert tuple(con.table(ESTIMATES).columns) == ESTIMATE_COLUMNS
     assert tuple(con.table(EVENT_STUDY).columns) == EVENT_COLUMNS
     assert tuple(con.table(PORTFOLIO).columns) == PORTFOLIO_COLUMNS
-    assert impact_year["counts"][ESTIMATES] == 2
+    assert impact_year["counts"][ESTIMATES] == 4
     study = con.table(EVENT_STUDY).to_pandas()
     assert set(study.product_id) == {"G001", "G002"} and study.is_pre_period.any() and (~study.is_pre_period).any()
     portfolio = con.table(PORTFOLIO).to_pandas()

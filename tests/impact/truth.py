@@ -33,9 +33,3 @@ def persons_of_customers(con, truth: Path) -> dict[str, str]:
     person_of = person_of_each_id(truth, dict(zip(clients.client_key, clients.user_pseudo_id)), TEST_KEY)
     return person_of_each_customer(con, person_of)
 
-
-def true_att_of(truth: Path, device: str, horizon: int, persons: list[str]) -> float:
-    """The true ATT over the given adopters of ``device``: the mean of their margin with the device
-    minus without it over ``horizon`` days (``truth/adopters.csv``)."""
-    adopters = adopters_of(truth, device).set_index("person_id").loc[persons]
-    return float((adopters[f"margin_with_{horizon}"] - adopters[f"margin_without_{horizon}"]).mean())

@@ -3,7 +3,8 @@
 Used by the demo's summary and by tests: identity clusters are mapped back to the synthetic people
 through the same derivations the pipeline uses (client keys via the staged events, pseudonyms via the
 project key) and scored by pairwise precision and recall; gateway adoptions are matched with the true
-adopters by person, device and local date.
+adopters by person, device and local date; impact estimates are compared with the true effect on
+the same adopters.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import json
 from collections import Counter, defaultdict
 from math import comb
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from spillover.privacy.pseudonymise import pseudonymise_email, pseudonymise_phone
 
 if TYPE_CHECKING:
     from ibis.backends import BaseBackend
+
+    from spillover.config import Config
 
 
 def person_of_each_id(truth_dir: Path, clients: dict[str, str], key: bytes) -> dict[tuple[str, str], str]:
@@ -123,3 +126,53 @@ def adoption_scores(con: BaseBackend, truth_dir: Path, key: bytes) -> dict[str, 
         "recall": matched / max(len(truth), 1),
         "precision": matched / max(len(adoptions), 1),
     }
+
+
+def impact_scores(con: BaseBackend, config: Config, truth_dir: Path, key: bytes, estimates: Any) -> list[dict[str, Any]]:
+    """Each estimate of ``mart_impact__estimates`` (a frame) against the truth.
+
+    The true ATT is taken over the same adopters the design used (the customers' persons in
+    ``truth/adopters.csv``: mean margin with the device minus without it over the horizon), and over
+    every adopter whose window the data covers (``att_fully_observed``). ``covers``: the 95% interval
+    holds the former. ``naive_error``: the naive "all post-purchase margin" minus the truth.
+    """
+    import pandas as pd
+
+    from spillover.impact.cohorts import CohortSpec, index_rows
+    from spillover.impact.facts import load_facts
+
+    truth_dir = Path(truth_dir)
+    impact = json.loads((truth_dir / "impact.json").read_text())
+    device_of_product = {d["product_id"]: name for name, d in impact["devices"].items()}
+    person_of_customer = person_of_each_customer(con, _person_of_each_id(con, truth_dir, key))
+    adopters = pd.read_csv(truth_dir / "adopters.csv").set_index(["device", "person_id"])
+    facts = load_facts(con, config.ga4.property_timezone)
+    scores = []
+    for row in estimates.itertuples():
+        device = device_of_product.get(row.product_id)
+        if device is None or pd.isna(row.estimate):
+            continue
+        horizon = int(row.horizon_days)
+        index = index_rows(facts, CohortSpec.from_settings(config.impact, row.product_id, horizon))
+        buyers = index.filter(index.treated).customer_key.to_pandas()
+        persons = [(device, person_of_customer[c]) for c in buyers if c in person_of_customer]
+        mine = adopters.loc[persons]
+        true_att = float((mine[f"margin_with_{horizon}"] - mine[f"margin_without_{horizon}"]).mean())
+        truth = impact["devices"][device]
+        scores.append({
+            "product_id": row.product_id,
+            "horizon_days": horizon,
+            "estimate": float(row.estimate),
+            "ci_low": float(row.ci_low),
+            "ci_high": float(row.ci_high),
+            "true_att": true_att,
+            "true_att_all_observed": truth["att"][str(horizon)]["att_fully_observed"],
+            "adopters_scored": len(persons),
+            "covers": bool(row.ci_low <= true_att <= row.ci_high),
+            "error": float(row.estimate) - true_att,
+            "naive_error": float(row.naive_post_purchase_margin) - true_att,
+            "net_value_per_unit": float(row.net_value_per_unit),
+            "true_net_value_per_unit": (truth.get("net_value_per_unit") or {}).get(str(horizon)),
+            "verdict": row.verdict,
+        })
+    return scores
