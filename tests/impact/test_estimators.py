@@ -188,6 +188,35 @@ def test_parameter_errors(table):
     few = np.r_[np.ones(3, dtype=int), np.zeros(197, dtype=int)]
     with pytest.raises(SpilloverInputError, match="3 treated and 197 control units: cross-fitting with n_folds=5"):
         DownstreamImpact().fit(x, few, y)
+    with pytest.raises(SpilloverInputError, match="propensity model must be one of boosting, logistic, not 'forest'"):
+        DownstreamImpact(propensity_model="forest").fit(x, d, y)
+
+
+def test_logistic_propensity_covers_the_truth_and_balances(table):
+    model = DownstreamImpact(propensity_model="logistic").fit(table.covariates, table.treatment, table.outcome)
+    result = model.result_
+    assert result.ci_low <= table.att <= result.ci_high
+    assert abs(result.estimate - table.att) < 0.15
+    assert result.diagnostics.balance.max_abs_smd_after < 0.1
+    assert result.verdict == "reliable"
+
+
+def test_the_att_clips_propensities_only_near_one():
+    """With a rare treatment many controls have e < trim; the ATT leaves them their small weight
+    (lifting them to the bound would give the least buyer-like controls up to 1/e times too much)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6000, 2))
+    d = (rng.random(6000) < 1 / (1 + np.exp(-(-4.5 + 1.5 * x[:, 0])))).astype(int)
+    y = x[:, 0] + 2.0 * d + rng.normal(size=6000)
+    att = DownstreamImpact(propensity_model=LogisticRegression(), outcome_model=LinearRegression()).fit(x, d, y)
+    raw = att.propensity_
+    assert (raw < 0.01).sum() > 1000
+    overlap = att.result_.diagnostics.overlap
+    assert overlap.n_clipped == int((raw > 0.99).sum()) and overlap.n_control_below_bound > 1000
+    assert att.result_.ci_low <= 2.0 <= att.result_.ci_high
+    ate = DownstreamImpact(estimand="ate", propensity_model=LogisticRegression(), outcome_model=LinearRegression())
+    overlap = ate.fit(x, d, y).result_.diagnostics.overlap
+    assert overlap.n_clipped == int(((ate.propensity_ < 0.01) | (ate.propensity_ > 0.99)).sum())
 
 
 # --------------------------------------------------------------------------------------------------

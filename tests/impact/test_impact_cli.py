@@ -72,6 +72,16 @@ def test_json_output_has_the_contract(capsys, flat_csv):
     assert data["verdict"] == "reliable"
 
 
+def test_the_propensity_model_can_be_chosen(capsys, flat_csv):
+    path, truth = flat_csv
+    code, out, _ = run(capsys, path, "--treatment", "bought", "--outcome", "margin", "--propensity-model", "logistic", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["ci_low"] <= truth.att <= data["ci_high"] and data["verdict"] == "reliable"
+    code, _, err = run(capsys, path, "--treatment", "bought", "--outcome", "margin", "--propensity-model", "forest")
+    assert code == 2 and "propensity model must be one of boosting, logistic" in err
+
+
 def test_table_output(capsys, flat_csv):
     path, _ = flat_csv
     code, out, _ = run(capsys, path, "--treatment", "bought", "--outcome", "margin", "--covariates", "x0,x1,x2,x3")
