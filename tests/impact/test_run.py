@@ -92,6 +92,9 @@ def test_json_rows(impact_year):
                     "net_value_ci_high", "verdict", "reasons"):
             assert key in row
         assert isinstance(row["diagnostics"], dict) and row["diagnostics"]["clustered_by"] == "customer_key"
+        design = row["diagnostics"]["design"]
+        assert design["adopters"] == row["n_treated"] and design["adopters_not_registered_before"] > 0
+        assert f"{design['adopters_not_registered_before']} buyers who registered with the purchase are left out" in row["warnings"]
     json.dumps(rows)
 
 

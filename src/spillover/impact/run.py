@@ -133,7 +133,7 @@ def _estimate_row(
     *, max_control_rows: int, seed: int,
 ) -> dict[str, Any]:
     from spillover.errors import SpilloverInputError
-    from spillover.impact.cohorts import cohort
+    from spillover.impact.cohorts import cohort, design_counts
     from spillover.impact.economics import unit_economics_from_settings
     from spillover.impact.naive import naive_figures
 
@@ -157,7 +157,13 @@ def _estimate_row(
                     "reasons": f"nothing estimated: {exc}", "warnings": ""}
     finally:
         design.release()
+    counts = design_counts(facts, spec)
     warnings = list(result.warnings)
+    if counts["adopters_not_registered_before"]:
+        warnings.append(
+            f"{counts['adopters_not_registered_before']} buyers who registered with the purchase are left out "
+            f"(registered_only; {counts['adopters']} compared): the estimate is about buyers known before buying."
+        )
     placebo = extra["placebo"]
     verdict = result.verdict
     if placebo is not None and placebo["p_value"] is not None and placebo["p_value"] < 0.05:
@@ -171,7 +177,7 @@ def _estimate_row(
         config.impact, product_id=spec.product_id, hardware_margin=hardware.get(spec.product_id, 0.0),
         att=result.estimate, att_se=result.se, horizon_days=spec.horizon_days, diagnostics_failed=failed,
     )
-    diagnostics = {**result.to_dict()["diagnostics"], **extra, "clustered_by": "customer_key"}
+    diagnostics = {**result.to_dict()["diagnostics"], **extra, "design": counts, "clustered_by": "customer_key"}
     return {
         **row,
         "estimate": result.estimate, "se": result.se, "ci_low": result.ci_low, "ci_high": result.ci_high,
