@@ -23,9 +23,9 @@ Design (a trip-level risk set, as in sequential target-trial emulation):
   target-trial emulation). Dropping controls that adopt inside their window would condition on the
   future: adoption happens on trips, so those controls are the ones that went on shopping, and the
   rest would understate what non-adopters spend (on the synthetic ecosystem it made the smart
-  speaker's 180-day ATT look several times its true size). A control that adopts later carries part of that later
-  effect into the control mean, a bias towards zero of at most (share of controls adopting inside
-  the window) × (effect): ``design_counts`` reports that share.
+  speaker's 180-day ATT look several times its true size). A control that adopts later carries
+  part of that later effect into the control mean, a bias towards zero of at most (share of
+  controls adopting inside the window) × (effect): ``design_counts`` reports that share.
 - **Registered before the index day** (``registered_only``, on by default): both groups are
   customers whose CRM signup came before the index day. A customer who registers with the purchase
   has its later purchases identified (member card, login) where they were anonymous before, so its
@@ -287,11 +287,10 @@ def frame_of(frame: pd.DataFrame) -> DesignFrame:
 
 
 def design_counts(facts: Facts, spec: CohortSpec) -> dict[str, int]:
-    """How the design came out: adopters in it, adopters left out because their window runs past the
-    data, (``registered_only``) because they had not registered before buying, or because no control
-    shopped on their index day, control rows and
-    customers, and control rows whose customer adopts inside the window (they stay controls; see the
-    module docstring)."""
+    """How the design came out: adopters in it; adopters left out because their window runs past the
+    data, because (``registered_only``) they had not registered before buying, or because no control
+    shopped on their index day; control rows and customers; and control rows whose customer adopts
+    inside the window (they stay controls; see the module docstring)."""
     _check_product(facts, spec)
     horizon = spec.horizon_days
     last_day = facts.calendar.last_day
