@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 
 
@@ -27,8 +28,13 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the per-interval scores and summary as JSON")
     args = parser.parse_args()
 
+    def report(seed: int, rows: list[dict]) -> None:
+        covered = sum(row["covers"] for row in rows)
+        print(f"seed {seed}: {covered} of {len(rows)} intervals cover; errors "
+              + ", ".join(f"{r['product_id']} {r['horizon_days']}d {r['error']:+.2f}" for r in rows), file=sys.stderr, flush=True)
+
     clock = time.perf_counter()
-    scores = coverage_study(range(args.first_seed, args.first_seed + args.seeds), customers=args.customers)
+    scores = coverage_study(range(args.first_seed, args.first_seed + args.seeds), customers=args.customers, on_seed=report)
     seconds = time.perf_counter() - clock
     summary = summarise(scores)
     if args.json:

@@ -10,7 +10,7 @@ Run by ``tests/impact/test_coverage_study.py`` (marker ``slow``) and quoted in d
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +43,22 @@ def run_seed(
 
 
 def coverage_study(
-    seeds: Iterable[int], *, customers: int = 2_000, days: int = 365, horizons: Sequence[int] = (90, 180)
+    seeds: Iterable[int],
+    *,
+    customers: int = 2_000,
+    days: int = 365,
+    horizons: Sequence[int] = (90, 180),
+    on_seed: Callable[[int, list[dict[str, Any]]], None] | None = None,
 ) -> pd.DataFrame:
-    """Every seed's scored estimates, one row per seed, product and horizon."""
+    """Every seed's scored estimates, one row per seed, product and horizon; ``on_seed(seed, rows)``
+    is called as each seed finishes (a study takes minutes per seed)."""
     rows: list[dict[str, Any]] = []
     for seed in seeds:
         with tempfile.TemporaryDirectory(prefix=f"spillover-coverage-{seed}-") as folder:
-            rows += run_seed(seed, customers=customers, days=days, horizons=horizons, directory=Path(folder))
+            scored = run_seed(seed, customers=customers, days=days, horizons=horizons, directory=Path(folder))
+        rows += scored
+        if on_seed is not None:
+            on_seed(seed, scored)
     return pd.DataFrame(rows)
 
 
