@@ -83,6 +83,7 @@ def test_adopters_are_indexed_at_adoption_and_match_the_truth(warehouse):
         found = {(person_of.get(c), date_of(d).isoformat()) for c, d in zip(treated.customer_key, treated.index_day)}
         assert found == set(zip(expected.person_id, expected.adopted_on)), device
         counts = design_counts(facts, spec)
+        assert design_counts(facts, spec, cohort(facts, spec, event_families=FAMILIES)) == counts
         assert counts["adopters"] == len(treated) == len(expected) > 0
         assert counts["adopters_not_registered_before"] == 0
         assert counts["control_rows"] == int((~design.treated).sum())

@@ -286,11 +286,13 @@ def frame_of(frame: pd.DataFrame) -> DesignFrame:
     return design
 
 
-def design_counts(facts: Facts, spec: CohortSpec) -> dict[str, int]:
+def design_counts(facts: Facts, spec: CohortSpec, design: ibis.Table | None = None) -> dict[str, int]:
     """How the design came out: adopters in it; adopters left out because their window runs past the
     data, because (``registered_only``) they had not registered before buying, or because no control
     shopped on their index day; control rows and customers; and control rows whose customer adopts
-    inside the window (they stay controls; see the module docstring)."""
+    inside the window (they stay controls; see the module docstring). ``design``: the
+    :func:`cohort` (or :func:`index_rows`) table of ``spec`` when already built, so its index rows
+    are not computed again."""
     _check_product(facts, spec)
     horizon = spec.horizon_days
     last_day = facts.calendar.last_day
@@ -298,7 +300,7 @@ def design_counts(facts: Facts, spec: CohortSpec) -> dict[str, int]:
     adoptions = adoptions.filter(adoptions.adopted_day == adoptions.day)
     complete = adoptions.adopted_day + horizon <= last_day
     registered = _registered_before(adoptions) if spec.registered_only else ibis.literal(True)
-    index = index_rows(facts, spec)
+    index = index_rows(facts, spec) if design is None else design
     controls = index.filter(~index.treated)
     counts = {
         "adopters": index.filter(index.treated).count(),

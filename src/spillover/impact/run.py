@@ -155,9 +155,9 @@ def _estimate_row(
                     "naive_post_purchase_margin": naive.post_purchase_margin.value,
                     "naive_owner_gap": naive.owner_vs_non_owner.value,
                     "reasons": f"nothing estimated: {exc}", "warnings": ""}
+        counts = design_counts(facts, spec, design)
     finally:
         design.release()
-    counts = design_counts(facts, spec)
     warnings = list(result.warnings)
     if counts["adopters_not_registered_before"]:
         warnings.append(
