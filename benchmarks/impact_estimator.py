@@ -28,8 +28,10 @@ import json, resource, sys, time
 import numpy as np
 from spillover.impact.estimators import DownstreamImpact
 data = np.load(sys.argv[1])
+propensity = sys.argv[2] if len(sys.argv) > 2 else "boosting"
 clock = time.perf_counter()
-model = DownstreamImpact(estimand="att", n_folds=5, random_state=0).fit(data["x"], data["d"], data["y"])
+model = DownstreamImpact(estimand="att", n_folds=5, propensity_model=propensity, random_state=0).fit(
+    data["x"], data["d"], data["y"])
 seconds = time.perf_counter() - clock
 usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
@@ -41,12 +43,13 @@ DOUBLEML = """
 import json, resource, sys, time, warnings
 import numpy as np
 import doubleml
-from spillover.impact.estimators import default_outcome_model, default_propensity_model
+from spillover.impact.estimators import default_outcome_model, propensity_model_named
 warnings.simplefilter("ignore")
 data = np.load(sys.argv[1])
+propensity = sys.argv[2] if len(sys.argv) > 2 else "boosting"
 clock = time.perf_counter()
 dml_data = doubleml.DoubleMLData.from_arrays(data["x"], data["y"], data["d"])
-model = doubleml.DoubleMLIRM(dml_data, ml_g=default_outcome_model(0), ml_m=default_propensity_model(0),
+model = doubleml.DoubleMLIRM(dml_data, ml_g=default_outcome_model(0), ml_m=propensity_model_named(propensity, 0),
                              n_folds=5, score="ATTE")
 model.fit()
 seconds = time.perf_counter() - clock

@@ -821,16 +821,23 @@ def synth(
     days: int = typer.Option(365, "--days", min=1, metavar="N", help="Number of days of activity."),
     seed: int = typer.Option(0, "--seed", metavar="N", help="Random seed; the same seed writes the same files."),
     start: Optional[str] = typer.Option(None, "--start", metavar="DATE", help="First day, YYYY-MM-DD (default 2024-01-01)."),
+    ga4_days: Optional[int] = typer.Option(
+        None, "--ga4-days", min=0, metavar="N",
+        help="Write the GA4 export of the first N days only (0: none); CRM, shop and truth files are unchanged.",
+    ),
     as_json: bool = _json_option(),
 ) -> None:
     """Write a synthetic retail ecosystem with known ground truth (GA4, CRM, shop, truth/).
 
     Example: spillover synth demo-data --customers 5000 --days 180 --seed 7
+
+    Example (a large orders-first dataset): spillover synth big --customers 1000000 --days 500 --ga4-days 7
     """
     from spillover.synth import generate
 
     with _progress(not as_json) as progress:
-        summary = generate(out_dir, customers=customers, days=days, seed=seed, start=start, progress=progress)
+        summary = generate(out_dir, customers=customers, days=days, seed=seed, start=start, ga4_days=ga4_days,
+                           progress=progress)
     if as_json:
         _print_json(summary)
         return

@@ -56,8 +56,9 @@ def synthesise_and_load(
     progress: Progress | None = None,
 ) -> SyntheticProject:
     """Generate the synthetic ecosystem under ``directory/data``, write the project's spillover.toml
-    (with the business's serving costs) and load every source. ``ga4_days``: load only the first
-    that many days of GA4 export (the impact design reads orders; tests and studies save minutes)."""
+    (with the business's serving costs) and load every source. ``ga4_days``: write and load only the
+    first that many days of GA4 export (the impact design reads orders; tests, studies and
+    benchmarks save minutes)."""
     from spillover.ingest.ga4 import ingest_ga4
     from spillover.ingest.tabular import ingest_source
     from spillover.synth import generate
@@ -67,7 +68,7 @@ def synthesise_and_load(
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
     data_dir = directory / "data"
-    summary = generate(data_dir, customers=customers, days=days, seed=seed, progress=progress)
+    summary = generate(data_dir, customers=customers, days=days, seed=seed, ga4_days=ga4_days, progress=progress)
     if init_project(directory, db=db, timezone=str(summary["property_timezone"]))["config_written"]:
         write_business_costs(directory / CONFIG_FILE)
     config = load_config(directory)
@@ -79,10 +80,7 @@ def synthesise_and_load(
         # A relative DuckDB path in spillover.toml is relative to the project folder.
         url = f"duckdb:///{(directory / url.removeprefix('duckdb:///')).resolve()}"
     con = connect(url)
-    ga4: list[Path] = [data_dir / "ga4"]
-    if ga4_days is not None:
-        ga4 = sorted((data_dir / "ga4").glob("events_*.json"))[:ga4_days]
-    loads: list[LoadResult] = [ingest_ga4(con, ga4, config=config, progress=progress)]
+    loads: list[LoadResult] = [ingest_ga4(con, [data_dir / "ga4"], config=config, progress=progress)]
     for source, relative in TABULAR_SOURCES:
         loads.append(ingest_source(con, source, data_dir / relative, config=config, progress=progress))
     seconds["ingest"] = time.perf_counter() - clock

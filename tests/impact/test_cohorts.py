@@ -17,7 +17,14 @@ from spillover.config import Config, ImpactSettings, load_config
 from spillover.engine import connect
 from spillover.errors import SpilloverInputError
 from spillover.impact.calendar import date_of, day_number
-from spillover.impact.cohorts import CohortSpec, cohort, design_counts, design_frame
+from spillover.impact.cohorts import (
+    CohortSpec,
+    cohort,
+    design_counts,
+    design_frame,
+    index_rows,
+    sample_controls,
+)
 from spillover.impact.facts import hardware_margin_per_unit, load_facts
 from spillover.impact.naive import naive_figures
 from spillover.impact.panel import monthly_panel
@@ -141,6 +148,38 @@ def test_controls_are_trips_on_the_adopters_index_days_reweighted_to_them(wareho
         weighted = controls.groupby("index_day").calendar_weight.sum() / controls.calendar_weight.sum()
         adopters = treated.groupby("index_day").size() / len(treated)
         assert weighted.to_numpy() == pytest.approx(adopters.reindex(weighted.index).to_numpy())
+
+
+def test_control_sampling_keeps_every_adopter_and_a_seeded_share_of_controls(warehouse, designs):
+    facts = warehouse["facts"]
+    for product, design in designs.items():
+        full = design.set_index(["customer_key", "index_day"])
+        index = index_rows(facts, _spec(product))
+        controls = int((~design.treated).sum())
+        assert (design.sampling_rate == 1.0).all()  # an unsampled design carries rate 1
+        assert sample_controls(index, controls, seed=0).count().execute() == len(design)  # at the cap: all kept
+        cap = controls // 4
+        sampled = cohort(facts, _spec(product), event_families=FAMILIES,
+                         index=sample_controls(index, cap, seed=3)).to_pandas()
+        again = sample_controls(index, cap, seed=3).to_pandas()
+        other = sample_controls(index, cap, seed=4).to_pandas()
+        kept = sampled[~sampled.treated]
+        assert sampled.treated.sum() == design.treated.sum()
+        assert (sampled[sampled.treated].sampling_rate == 1.0).all()
+        assert kept.sampling_rate.unique().tolist() == [pytest.approx(cap / controls)]
+        # A binomial draw: within 5 standard deviations of the cap.
+        assert abs(len(kept) - cap) < 5 * np.sqrt(cap) + 1
+        assert set(zip(kept.customer_key, kept.index_day)) == set(zip(again[~again.treated].customer_key,
+                                                                        again[~again.treated].index_day))
+        assert set(zip(other.customer_key, other.index_day)) != set(zip(again.customer_key, again.index_day))
+        # Kept rows carry the full design's values; the weighted control total estimates the full one.
+        same = full.loc[list(zip(kept.customer_key, kept.index_day))]
+        assert (same.outcome.to_numpy() == kept.outcome.to_numpy()).all()
+        assert (same.calendar_weight.to_numpy() == pytest.approx(kept.calendar_weight.to_numpy()))
+        weights = kept.calendar_weight / kept.sampling_rate
+        assert weights.sum() == pytest.approx(controls, rel=5 / np.sqrt(cap))
+    with pytest.raises(SpilloverInputError, match="max_control_rows"):
+        sample_controls(index_rows(facts, _spec("G002")), 0)
 
 
 def _window_sum(lines: pd.DataFrame, keys: pd.DataFrame, first: int, last: int, column: str = "margin") -> pd.Series:

@@ -31,6 +31,24 @@ def test_the_same_seed_writes_byte_identical_files(tmp_path):
     assert other["ga4_events"] != first["ga4_events"]
 
 
+def test_ga4_days_writes_fewer_export_files_and_the_same_shop_crm_and_truth(tmp_path):
+    full = generate(tmp_path / "all", seed=3, **TINY)
+    some = generate(tmp_path / "some", seed=3, ga4_days=4, **TINY)
+    none = generate(tmp_path / "none", seed=3, ga4_days=0, **TINY)
+    a, s, n = _digests(tmp_path / "all"), _digests(tmp_path / "some"), _digests(tmp_path / "none")
+    assert sorted(k for k in s if k.startswith("ga4/")) == [f"ga4/events_2024010{d}.json" for d in range(1, 5)]
+    assert not [k for k in n if k.startswith("ga4/")]
+    assert {k: v for k, v in s.items() if k.startswith("ga4/")} == {k: a[k] for k in s if k.startswith("ga4/")}
+    not_ga4 = {k: v for k, v in a.items() if not k.startswith("ga4/")}
+    assert {k: v for k, v in s.items() if not k.startswith("ga4/")} == not_ga4
+    assert {k: v for k, v in n.items() if not k.startswith("ga4/")} == not_ga4
+    assert (some["ga4_files"], none["ga4_files"], full["ga4_files"]) == (4, 0, TINY["days"])
+    assert 0 == none["ga4_events"] < some["ga4_events"] < full["ga4_events"]
+    assert some["orders"] == none["orders"] == full["orders"]
+    with pytest.raises(SpilloverInputError, match="ga4_days"):
+        generate(tmp_path / "bad", seed=3, ga4_days=-1, **TINY)
+
+
 def test_a_rerun_replaces_the_export_files_of_an_earlier_run(tmp_path):
     generate(tmp_path, seed=1, customers=50, days=12)
     generate(tmp_path, seed=1, customers=50, days=5, start="2024-03-01")

@@ -182,11 +182,47 @@ def window_margins(daily: ibis.Table, index: ibis.Table, spec: CohortSpec, first
     )
 
 
-def cohort(facts: Facts, spec: CohortSpec, *, event_families: Mapping[str, Sequence[str]]) -> ibis.Table:
+#: Resolution of the uniform draw a control row's hash gives (a prime, so the draws are spread evenly).
+_DRAWS = 1_000_003
+
+
+def sample_controls(index: ibis.Table, max_control_rows: int | None, seed: int = 0) -> ibis.Table:
+    """``index`` rows with ``sampling_rate``: every adopter is kept (rate 1); when there are more than
+    ``max_control_rows`` control rows, each is kept with probability ``rate = max_control_rows /
+    control rows``, decided by a hash of (``seed``, customer, index day), so the same warehouse and
+    seed keep the same rows. Weighting a kept control by ``calendar_weight / sampling_rate`` makes
+    every weighted sum estimate the full design's. Sampling in the engine, before outcomes and
+    covariates, keeps a large warehouse's design as cheap as a small one's."""
+    if max_control_rows is None:
+        return index.mutate(sampling_rate=ibis.literal(1.0))
+    if max_control_rows < 1:
+        raise SpilloverInputError(f"impact: max_control_rows is {max_control_rows}; it must be at least 1")
+    totals = index.aggregate(control_rows=(~index.treated).cast("int64").sum())
+    rows = index.cross_join(totals)
+    rate = ibis.least(ibis.literal(1.0), ibis.literal(float(max_control_rows)) / rows.control_rows.cast("float64"))
+    key = ibis.literal(f"{seed}:").concat(rows.customer_key, ":", rows.index_day.cast("string")).hash()
+    draw = ((key % _DRAWS) + _DRAWS) % _DRAWS / float(_DRAWS)
+    rows = rows.mutate(sampling_rate=ibis.ifelse(rows.treated, 1.0, rate).cast("float64"), _draw=draw)
+    return rows.filter(rows.treated | (rows._draw < rows.sampling_rate)).drop("control_rows", "_draw")
+
+
+def cohort(
+    facts: Facts,
+    spec: CohortSpec,
+    *,
+    event_families: Mapping[str, Sequence[str]],
+    index: ibis.Table | None = None,
+    daily: ibis.Table | None = None,
+) -> ibis.Table:
     """The design table of ``spec``: index rows with outcome, placebo and pre-period covariates
-    (columns in ``docs/impact.md``)."""
-    index = index_rows(facts, spec)
-    daily = daily_activity(facts, spec)
+    (columns in ``docs/impact.md``). ``index``: the design's rows when already chosen (e.g.
+    :func:`sample_controls` of :func:`index_rows`; without ``sampling_rate``, 1 is assumed);
+    ``daily``: :func:`daily_activity` of ``spec`` when already built (e.g. cached for several
+    horizons of one product)."""
+    index = index_rows(facts, spec) if index is None else index
+    if "sampling_rate" not in index.columns:
+        index = index.mutate(sampling_rate=ibis.literal(1.0))
+    daily = daily_activity(facts, spec) if daily is None else daily
     margins = window_margins(daily, index, spec, facts.calendar.first_day)
     covariates = pre_period_covariates(facts, index, daily, spec, event_families=event_families)
     joined = index.join(margins, ["customer_key", "index_day"]).join(covariates, ["customer_key", "index_day"])
@@ -212,8 +248,8 @@ def placebo_covariates(
 
 #: Cohort columns that are not covariates.
 DESIGN_COLUMNS = (
-    "customer_key", "index_day", "treated", "adopted_day", "calendar_weight", "outcome", "margin_before",
-    "before_complete", "index_date",
+    "customer_key", "index_day", "treated", "adopted_day", "calendar_weight", "sampling_rate", "outcome",
+    "margin_before", "before_complete", "index_date",
 )
 #: Covariates one-hot encoded in the flat frame.
 CATEGORICAL = ("tier", "region", "index_month")
@@ -223,8 +259,8 @@ CATEGORICAL = ("tier", "region", "index_month")
 class DesignFrame:
     """One design pulled into memory: ``X`` (numeric covariates), ``treatment`` (1 = adopter),
     ``outcome`` and ``placebo`` (``margin_before``; NaN where its window starts before the data) per
-    index row, the calendar weights, the rows' keys, and ``X_placebo`` (covariates measured before
-    the placebo window) when asked for."""
+    index row, the calendar weights and control sampling rates, the rows' keys, and ``X_placebo``
+    (covariates measured before the placebo window) when asked for."""
 
     X: pd.DataFrame
     treatment: np.ndarray
@@ -232,7 +268,13 @@ class DesignFrame:
     placebo: np.ndarray
     calendar_weight: np.ndarray
     keys: pd.DataFrame
+    sampling_rate: np.ndarray
     X_placebo: pd.DataFrame | None = None
+
+    @property
+    def design_weight(self) -> np.ndarray:
+        """The weight an estimator gives each row: ``calendar_weight / sampling_rate`` (1 for adopters)."""
+        return self.calendar_weight / self.sampling_rate
 
 
 def _numeric_covariates(frame: pd.DataFrame) -> pd.DataFrame:
@@ -282,17 +324,19 @@ def frame_of(frame: pd.DataFrame) -> DesignFrame:
         placebo=placebo.to_numpy(dtype=float),
         calendar_weight=frame.calendar_weight.astype(float).to_numpy(),
         keys=frame[["customer_key", "index_day", "index_date"]].reset_index(drop=True),
+        sampling_rate=(frame.sampling_rate.astype(float).to_numpy() if "sampling_rate" in frame
+                       else np.ones(len(frame))),
     )
     return design
 
 
-def design_counts(facts: Facts, spec: CohortSpec, design: ibis.Table | None = None) -> dict[str, int]:
+def design_counts(facts: Facts, spec: CohortSpec, index: ibis.Table | None = None) -> dict[str, int]:
     """How the design came out: adopters in it; adopters left out because their window runs past the
     data, because (``registered_only``) they had not registered before buying, or because no control
     shopped on their index day; control rows and customers; and control rows whose customer adopts
-    inside the window (they stay controls; see the module docstring). ``design``: the
-    :func:`cohort` (or :func:`index_rows`) table of ``spec`` when already built, so its index rows
-    are not computed again."""
+    inside the window (they stay controls; see the module docstring). ``index``: the
+    :func:`index_rows` (or unsampled :func:`cohort`) table of ``spec`` when already built, so its
+    rows are not computed again; the counts describe the whole design, before control sampling."""
     _check_product(facts, spec)
     horizon = spec.horizon_days
     last_day = facts.calendar.last_day
@@ -300,7 +344,7 @@ def design_counts(facts: Facts, spec: CohortSpec, design: ibis.Table | None = No
     adoptions = adoptions.filter(adoptions.adopted_day == adoptions.day)
     complete = adoptions.adopted_day + horizon <= last_day
     registered = _registered_before(adoptions) if spec.registered_only else ibis.literal(True)
-    index = index_rows(facts, spec) if design is None else design
+    index = index_rows(facts, spec) if index is None else index
     controls = index.filter(~index.treated)
     counts = {
         "adopters": index.filter(index.treated).count(),

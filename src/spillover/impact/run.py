@@ -4,7 +4,8 @@ product; and the portfolio (each product's headline figures beside the effect of
 product). Writes ``mart_impact__estimates``, ``mart_impact__event_study`` and ``mart_impact__portfolio``.
 
 Control subsampling: when a design has more than ``max_control_rows`` control rows, controls are kept
-at random with probability ``rate = max_control_rows / control rows`` (seeded) and weighted
+at random with probability ``rate = max_control_rows / control rows`` (seeded; in the engine, before
+outcomes and covariates are computed: :func:`spillover.impact.cohorts.sample_controls`) and weighted
 ``calendar_weight / rate``, so every weighted sum still estimates the full design's.
 """
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from ibis.backends import BaseBackend
 
     from spillover.config import Config
+    from spillover.impact.cohorts import DesignFrame
     from spillover.impact.facts import Facts
     from spillover.progress import Progress
 
@@ -85,37 +87,23 @@ def _any_product_spec(config: Config, gateways: Sequence[str], horizon: int):
     )
 
 
-def _subsample(treatment: np.ndarray, calendar_weight: np.ndarray, max_control_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Rows kept and their design weights (see the module docstring); the control sampling rate."""
-    controls = treatment == 0
-    n_controls = int(controls.sum())
-    rate = 1.0 if n_controls <= max_control_rows else max_control_rows / n_controls
-    keep = ~controls | (np.random.default_rng(seed).random(len(treatment)) < rate)
-    weight = np.where(controls, calendar_weight / rate, 1.0)
-    return keep, weight[keep], rate
-
-
-def _fit(
-    frame: pd.DataFrame, *, propensity_model: str, max_control_rows: int, seed: int
-) -> tuple[Any, dict[str, Any]]:
-    """DownstreamImpact on one design, controls subsampled, clustered by customer; and a placebo fit
-    on the rows whose before-window lies in the data."""
-    from spillover.impact.cohorts import frame_of
+def _fit(design: DesignFrame, *, propensity_model: str, seed: int) -> tuple[Any, dict[str, Any]]:
+    """DownstreamImpact on one design (weights ``design_weight``), clustered by customer; and a
+    placebo fit on the rows whose before-window lies in the data."""
     from spillover.impact.estimators import DownstreamImpact
 
-    design = frame_of(frame)
-    keep, weight, rate = _subsample(design.treatment, design.calendar_weight, max_control_rows, seed)
-    X = design.X[keep]
-    customers = design.keys.customer_key.to_numpy()[keep]
+    weight = design.design_weight
+    customers = design.keys.customer_key.to_numpy()
     model = DownstreamImpact(propensity_model=propensity_model, n_jobs=1, random_state=seed).fit(
-        X, design.treatment[keep], design.outcome[keep], sample_weight=weight, groups=customers,
+        design.X, design.treatment, design.outcome, sample_weight=weight, groups=customers,
     )
-    extra: dict[str, Any] = {"control_sampling_rate": rate, "control_rows_in_design": int((design.treatment == 0).sum())}
-    placebo_rows = np.isfinite(design.placebo[keep])
-    d_placebo = design.treatment[keep][placebo_rows]
+    controls = design.treatment == 0
+    extra: dict[str, Any] = {"control_sampling_rate": float(design.sampling_rate[controls].min(initial=1.0))}
+    placebo_rows = np.isfinite(design.placebo)
+    d_placebo = design.treatment[placebo_rows]
     if min(int(d_placebo.sum()), int((1 - d_placebo).sum())) >= 30:
         placebo = DownstreamImpact(propensity_model=propensity_model, n_jobs=1, random_state=seed).fit(
-            X[placebo_rows], d_placebo, design.placebo[keep][placebo_rows],
+            design.X[placebo_rows], d_placebo, design.placebo[placebo_rows],
             sample_weight=weight[placebo_rows], groups=customers[placebo_rows],
         ).result_
         extra["placebo"] = {
@@ -130,16 +118,18 @@ def _fit(
 
 def _estimate_row(
     con: BaseBackend, config: Config, facts: Facts, spec: Any, name: str, hardware: dict[str, float],
-    *, max_control_rows: int, seed: int,
+    *, max_control_rows: int, seed: int, daily: Any = None,
 ) -> dict[str, Any]:
     from spillover.errors import SpilloverInputError
-    from spillover.impact.cohorts import cohort, design_counts
+    from spillover.impact.cohorts import cohort, design_counts, frame_of, index_rows, sample_controls
     from spillover.impact.economics import unit_economics_from_settings
     from spillover.impact.naive import naive_figures
 
     families = config.profiles.event_families
     row: dict[str, Any] = {"product_id": spec.product_id, "product_name": name, "horizon_days": spec.horizon_days}
-    design = cohort(facts, spec, event_families=families).cache()
+    index = index_rows(facts, spec).cache()
+    design = cohort(facts, spec, event_families=families, index=sample_controls(index, max_control_rows, seed),
+                    daily=daily).cache()
     try:
         frame = design.to_pandas()
         if frame.empty or not frame.treated.any():
@@ -148,16 +138,16 @@ def _estimate_row(
                     "warnings": ""}
         naive = naive_figures(facts, spec, event_families=families, design=design)
         try:
-            result, extra = _fit(frame, propensity_model=config.impact.propensity_model,
-                                 max_control_rows=max_control_rows, seed=seed)
+            result, extra = _fit(frame_of(frame), propensity_model=config.impact.propensity_model, seed=seed)
         except SpilloverInputError as exc:
             return {**row, "verdict": INCONCLUSIVE, "estimator_verdict": None,
                     "naive_post_purchase_margin": naive.post_purchase_margin.value,
                     "naive_owner_gap": naive.owner_vs_non_owner.value,
                     "reasons": f"nothing estimated: {exc}", "warnings": ""}
-        counts = design_counts(facts, spec, design)
+        counts = design_counts(facts, spec, index)
     finally:
         design.release()
+        index.release()
     warnings = list(result.warnings)
     if counts["adopters_not_registered_before"]:
         warnings.append(
@@ -177,6 +167,7 @@ def _estimate_row(
         config.impact, product_id=spec.product_id, hardware_margin=hardware.get(spec.product_id, 0.0),
         att=result.estimate, att_se=result.se, horizon_days=spec.horizon_days, diagnostics_failed=failed,
     )
+    extra["control_rows_in_design"] = counts["control_rows"]
     diagnostics = {**result.to_dict()["diagnostics"], **extra, "design": counts, "clustered_by": "customer_key"}
     return {
         **row,
@@ -277,6 +268,7 @@ def run_impact(
     docstring. The portfolio uses ``primary_horizon``, or the longest horizon estimated below it."""
     from spillover.errors import SpilloverInputError
     from spillover.impact.cohorts import CohortSpec
+    from spillover.impact.covariates import daily_activity
     from spillover.impact.facts import hardware_margin_per_unit, load_facts
     from spillover.progress import NullProgress
 
@@ -295,12 +287,17 @@ def run_impact(
         task = progress.task("impact", total=len(products) * (len(wanted) + 1) + 1)
         estimates, studies = [], []
         for product in products:
-            for horizon in wanted:
-                progress.advance(task, 0, description=f"impact {product} {horizon}d")
-                spec = CohortSpec.from_settings(config.impact, product, horizon)
-                estimates.append(_estimate_row(con, config, facts, spec, names.get(product, ""), hardware,
-                                               max_control_rows=max_control_rows, seed=seed))
-                progress.advance(task)
+            # The per-day margins depend on the product's exclusions, not on the horizon: built once.
+            daily = daily_activity(facts, CohortSpec.from_settings(config.impact, product, wanted[0])).cache()
+            try:
+                for horizon in wanted:
+                    progress.advance(task, 0, description=f"impact {product} {horizon}d")
+                    spec = CohortSpec.from_settings(config.impact, product, horizon)
+                    estimates.append(_estimate_row(con, config, facts, spec, names.get(product, ""), hardware,
+                                                   max_control_rows=max_control_rows, seed=seed, daily=daily))
+                    progress.advance(task)
+            finally:
+                daily.release()
             studies.append(_event_study(facts, CohortSpec.from_settings(config.impact, product, wanted[0])))
             progress.advance(task)
         estimates_table = pd.DataFrame(estimates, columns=ESTIMATE_COLUMNS)

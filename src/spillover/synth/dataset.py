@@ -118,14 +118,23 @@ def generate(
     days: int,
     seed: int,
     start: str | dt.date | None = None,
+    ga4_days: int | None = None,
     progress: Progress | None = None,
 ) -> dict[str, object]:
     """Write ``ga4/``, ``crm/``, ``shop/`` and ``truth/`` under ``out_dir``; return a summary.
 
     The same arguments always write byte-identical files. Event dates are in the property time
     zone (America/New_York); timestamps are UTC microseconds.
+
+    ``ga4_days``: write the GA4 export of the first that many days only (``None``: every day). The
+    sessions of the other days are still simulated (online orders get their times and identities
+    from them), so the CRM, shop and truth files are the same whatever ``ga4_days`` is; only the
+    rendering and writing of the export, most of the time at scale, is skipped.
     """
+    if ga4_days is not None and ga4_days < 0:
+        raise SpilloverInputError(f"ga4_days is {ga4_days}; it must be 0 or more (0: no GA4 export)")
     start_date, streams, calendar, catalog, pop, world, ledger = _setup(customers, days, seed, start)
+    ga4_days = days if ga4_days is None else min(ga4_days, days)
     progress = progress or NullProgress()
     out = Path(out_dir)
     _prepare(out)
@@ -137,7 +146,7 @@ def generate(
     identities = IdentityWriter(out / "truth" / "identity.csv")
 
     task = progress.task("synthesising", total=calendar.total_days)
-    ga4_events = ga4_duplicates = 0
+    ga4_events = ga4_duplicates = ga4_files = 0
     state_at_end: dict[str, np.ndarray] = {}
     # Rendering and writing the GA4 files (Arrow and file I/O release the GIL) overlaps with
     # simulating the next days; each file is written whole by one worker, so content is fixed.
@@ -150,14 +159,16 @@ def generate(
             if day < days:
                 events, order_time = sessions.build(day, orders)
                 transactions = order_writer.write_day(orders, order_time)
-                date = calendar.compact(day)
-                in_flight.append(writer.submit(_write_events, renderer, events, date, transactions,
-                                               out / "ga4" / f"events_{date}.json"))
-                while len(in_flight) > _DAYS_IN_FLIGHT:
-                    in_flight.popleft().result()
+                if day < ga4_days:
+                    date = calendar.compact(day)
+                    in_flight.append(writer.submit(_write_events, renderer, events, date, transactions,
+                                                   out / "ga4" / f"events_{date}.json"))
+                    while len(in_flight) > _DAYS_IN_FLIGHT:
+                        in_flight.popleft().result()
+                    ga4_events += events.size
+                    ga4_duplicates += events.duplicates
+                    ga4_files += 1
                 identities.clients(sessions.clients, *sessions.announcements(events))
-                ga4_events += events.size
-                ga4_duplicates += events.duplicates
                 progress.advance(task, description=f"writing {calendar.iso(day)}")
             else:
                 progress.advance(task, description="simulating the holdout (truth only)")
@@ -199,7 +210,7 @@ def generate(
         "seed": seed,
         "start": start_date.isoformat(),
         "property_timezone": PROPERTY_TIMEZONE,
-        "ga4_files": days,
+        "ga4_files": ga4_files,
         "ga4_events": ga4_events,
         "ga4_duplicate_rows": ga4_duplicates,
         "crm_members": members,
