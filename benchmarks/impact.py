@@ -36,6 +36,8 @@ from impact_estimator import DOUBLEML, SPILLOVER, _run  # noqa: E402
 
 HORIZONS = "90,180,365"
 SETUP_DONE = "benchmark-setup.json"
+#: Orders and order lines are loaded in files of at most this many rows (see synthesise_and_load).
+FILE_ROWS = 1_000_000
 
 
 def build_warehouse(directory: Path, *, customers: int, days: int, ga4_days: int, seed: int) -> dict:
@@ -52,7 +54,8 @@ def build_warehouse(directory: Path, *, customers: int, days: int, ga4_days: int
     from spillover.progress import NullProgress
 
     print(f"building the warehouse in {directory} (once; later runs reuse it)…", file=sys.stderr, flush=True)
-    project = synthesise_and_load(directory, customers=customers, days=days, seed=seed, ga4_days=ga4_days)
+    project = synthesise_and_load(directory, customers=customers, days=days, seed=seed, ga4_days=ga4_days,
+                                  max_file_rows=FILE_ROWS)
     seconds = dict(project.seconds)
     clock = time.perf_counter()
     run_pipeline(project.con, project.config, stages=["stage", "identity", "profiles"], progress=NullProgress())

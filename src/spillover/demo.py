@@ -53,12 +53,15 @@ def synthesise_and_load(
     seed: int = 0,
     db: str | None = None,
     ga4_days: int | None = None,
+    max_file_rows: int | None = None,
     progress: Progress | None = None,
 ) -> SyntheticProject:
     """Generate the synthetic ecosystem under ``directory/data``, write the project's spillover.toml
     (with the business's serving costs) and load every source. ``ga4_days``: write and load only the
     first that many days of GA4 export (the impact design reads orders; tests, studies and
-    benchmarks save minutes)."""
+    benchmarks save minutes). ``max_file_rows``: load orders and order lines in files of at most
+    that many rows, cut between orders (a tabular load checks one file's rows in memory, about 3 KB
+    a row; a million customers' order lines would not fit at once)."""
     from spillover.ingest.ga4 import ingest_ga4
     from spillover.ingest.tabular import ingest_source
     from spillover.synth import generate
@@ -82,7 +85,11 @@ def synthesise_and_load(
     con = connect(url)
     loads: list[LoadResult] = [ingest_ga4(con, [data_dir / "ga4"], config=config, progress=progress)]
     for source, relative in TABULAR_SOURCES:
-        loads.append(ingest_source(con, source, data_dir / relative, config=config, progress=progress))
+        paths = [data_dir / relative]
+        if max_file_rows is not None and source in ("orders", "order_items"):
+            paths = split_csv_by_first_column(data_dir / relative, max_file_rows)
+        for path in paths:
+            loads.append(ingest_source(con, source, path, config=config, progress=progress))
     seconds["ingest"] = time.perf_counter() - clock
     return SyntheticProject(directory, data_dir, con, config, url, summary, loads, seconds)
 
@@ -167,6 +174,37 @@ def run_demo(
         "tables": table_counts(con),
         "seconds": {k: round(v, 1) for k, v in timings.items()},
     }
+
+
+def split_csv_by_first_column(path: Path, max_rows: int) -> list[Path]:
+    """``path`` (a CSV without line breaks inside values, as synth writes) cut into
+    ``<stem>.parts/<stem>-NNN.csv`` files of at most ``max_rows`` rows (more only
+    when one value of the first column has more rows), each with the header, cut only where the first
+    column (the order) changes, so that no order's rows are split between files."""
+    folder = path.with_suffix(".parts")
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob("*.csv"):
+        old.unlink()
+    parts: list[Path] = []
+    with path.open(encoding="utf-8", newline="") as source:
+        header = source.readline()
+        out = None
+        rows, previous = 0, None
+        for line in source:
+            key = line.split(",", 1)[0]
+            if out is None or (rows >= max_rows and key != previous):
+                if out is not None:
+                    out.close()
+                parts.append(folder / f"{path.stem}-{len(parts):03d}.csv")
+                out = parts[-1].open("w", encoding="utf-8", newline="")
+                out.write(header)
+                rows = 0
+            out.write(line)
+            rows += 1
+            previous = key
+        if out is not None:
+            out.close()
+    return parts or [path]
 
 
 def write_business_costs(config_file: Path) -> None:

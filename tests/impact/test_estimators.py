@@ -161,6 +161,20 @@ def test_identical_runs_give_identical_numbers(table):
     assert first.result_.estimate == second.result_.estimate
 
 
+def test_folds_fitted_in_parallel_processes_give_the_same_numbers(table):
+    x, d, y = table.covariates[:1500], table.treatment[:1500], table.outcome[:1500]
+    weights = np.linspace(0.5, 2.0, len(d))
+    for estimand in ("att", "ate"):
+        kwargs = dict(estimand=estimand, propensity_model="logistic", random_state=2)
+        one = DownstreamImpact(n_jobs=1, **kwargs).fit(x, d, y, placebo_outcome=x[:, 0], sample_weight=weights)
+        two = DownstreamImpact(n_jobs=2, **kwargs).fit(x, d, y, placebo_outcome=x[:, 0], sample_weight=weights)
+        assert two.result_.estimate == pytest.approx(one.result_.estimate, rel=1e-12)
+        assert two.result_.se == pytest.approx(one.result_.se, rel=1e-12)
+        assert two.result_.diagnostics.placebo.estimate == pytest.approx(one.result_.diagnostics.placebo.estimate, rel=1e-12)
+        np.testing.assert_allclose(two.propensity_, one.propensity_, rtol=1e-12)
+        np.testing.assert_allclose(two.outcome_control_, one.outcome_control_, rtol=1e-12)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

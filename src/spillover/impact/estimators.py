@@ -9,6 +9,7 @@ an influence-function standard error, the naive difference beside it and the dia
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,9 +193,10 @@ class DownstreamImpact(BaseEstimator):
     verdict_rules : VerdictRules or None
         Thresholds of the verdict (defaults: :class:`~spillover.impact.diagnostics.VerdictRules`).
     n_jobs : int or None
-        Threads the nuisance models may use. ``None``: one below 100,000 rows (thread start-up and
-        synchronisation cost more than they save there, badly so on busy machines), else the
-        libraries' default; -1: all cores.
+        Fold models fitted at once, each in its own process and single-threaded (joblib); -1: one per
+        core. ``None``: one after another, each model single-threaded below 100,000 rows (thread
+        start-up and synchronisation cost more than they save there, badly so on busy machines) and
+        using the libraries' threads above. The estimate does not depend on it.
     random_state : int or None
         Seeds the folds and the default models.
 
@@ -291,12 +293,12 @@ class DownstreamImpact(BaseEstimator):
 
         outcomes = [y] if placebo is None else [y, placebo]
         propensities, fits = [], []
-        with threadpool_limits(self._threads(len(d))):
-            for repeat in range(self.n_repeats):
-                seed = None if self.random_state is None else self.random_state + repeat
-                folds = self._folds(covariates, d, cluster, seed)
-                propensities.append(self._cross_fit_propensity(covariates, d, folds, seed))
-                fits.append([self._cross_fit_outcome(covariates, d, target, folds, seed) for target in outcomes])
+        for repeat in range(self.n_repeats):
+            seed = None if self.random_state is None else self.random_state + repeat
+            folds = self._folds(covariates, d, cluster, seed)
+            propensity, fitted = self._cross_fit(covariates, d, outcomes, folds, seed)
+            propensities.append(propensity)
+            fits.append(fitted)
         clipped = [self._clip(p) for p in propensities]
         main = _median_of_splits([self._score(d, y, e, *fit[0]) for e, fit in zip(clipped, fits)])
         placebo_result = None
@@ -367,9 +369,20 @@ class DownstreamImpact(BaseEstimator):
             propensity_model_named(self.propensity_model)  # raises with the known names
 
     def _threads(self, n_rows: int) -> int | None:
+        """Threads of each model when the folds are fitted one after another."""
         if self.n_jobs is None:
             return 1 if n_rows < SMALL_TABLE_ROWS else None
-        return None if self.n_jobs == -1 else max(int(self.n_jobs), 1)
+        return 1
+
+    def _workers(self) -> int:
+        """Processes fitting the folds' models at once."""
+        if self.n_jobs is None:
+            return 1
+        if self.n_jobs == -1:
+            import os
+
+            return max(os.cpu_count() or 1, 1)
+        return max(int(self.n_jobs), 1)
 
     def _folds(self, X: np.ndarray, d: np.ndarray, cluster: np.ndarray | None, seed: int | None) -> list:
         """Cross-fitting folds stratified by treatment; with clusters, each cluster kept in one fold."""
@@ -380,37 +393,47 @@ class DownstreamImpact(BaseEstimator):
         splitter = StratifiedGroupKFold(n_splits=self.n_folds, shuffle=True, random_state=seed)
         return list(splitter.split(X, d, groups=cluster))
 
-    def _fit_weighted(self, model: BaseEstimator, X: np.ndarray, y: np.ndarray, rows: np.ndarray) -> BaseEstimator:
-        if self._weights is None:
-            return model.fit(X[rows], y[rows])
-        return model.fit(X[rows], y[rows], sample_weight=self._weights[rows])
-
-    def _cross_fit_propensity(self, X: np.ndarray, d: np.ndarray, folds: list, seed: int | None) -> np.ndarray:
+    def _cross_fit(
+        self, X: np.ndarray, d: np.ndarray, outcomes: list[np.ndarray], folds: list, seed: int | None
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray | None]]]:
+        """Held-out propensities e(X), and per outcome held-out m0(X) (and m1(X) for the ATE): every
+        fold's models, fitted one after another or ``n_jobs`` at a time in separate processes."""
         if self.propensity_model is None or isinstance(self.propensity_model, str):
-            template = propensity_model_named(self.propensity_model or "boosting", seed)
+            propensity_template = propensity_model_named(self.propensity_model or "boosting", seed)
         else:
-            template = self.propensity_model
-        if not hasattr(template, "predict_proba"):
-            raise SpilloverInputError(f"propensity_model {type(template).__name__} has no predict_proba")
-        propensity = np.empty(len(d))
-        for train, test in folds:
-            model = self._fit_weighted(clone(template), X, d, train)
-            classes = list(model.classes_)
-            propensity[test] = model.predict_proba(X[test])[:, classes.index(1)]
-        return propensity
-
-    def _cross_fit_outcome(
-        self, X: np.ndarray, d: np.ndarray, y: np.ndarray, folds: list, seed: int | None
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Held-out m0(X) for every unit, and m1(X) when the ATE needs it."""
-        template = self.outcome_model if self.outcome_model is not None else default_outcome_model(seed)
+            propensity_template = self.propensity_model
+        if not hasattr(propensity_template, "predict_proba"):
+            raise SpilloverInputError(f"propensity_model {type(propensity_template).__name__} has no predict_proba")
+        outcome_template = self.outcome_model if self.outcome_model is not None else default_outcome_model(seed)
         arms = (0, 1) if self.estimand == "ate" else (0,)
-        predictions: dict[int, np.ndarray] = {arm: np.empty(len(d)) for arm in arms}
+        # (what the prediction fills, model, training rows, target, held-out rows)
+        tasks: list[tuple[tuple, BaseEstimator, np.ndarray, np.ndarray, np.ndarray]] = []
         for train, test in folds:
-            for arm in arms:
-                rows = train[d[train] == arm]
-                predictions[arm][test] = self._fit_weighted(clone(template), X, y, rows).predict(X[test])
-        return predictions[0], predictions.get(1)
+            tasks.append((("e",), propensity_template, train, d, test))
+            for j, y in enumerate(outcomes):
+                for arm in arms:
+                    tasks.append((("m", j, arm), outcome_template, train[d[train] == arm], y, test))
+        w = self._weights
+        jobs = (
+            (clone(model), X[rows], target[rows], None if w is None else w[rows], X[test], kind == ("e",))
+            for kind, model, rows, target, test in tasks
+        )
+        workers = self._workers()
+        if workers == 1:
+            with threadpool_limits(self._threads(len(d))):
+                predictions = [_fit_predict(*job) for job in jobs]
+        else:
+            from joblib import Parallel, delayed
+
+            predictions = Parallel(n_jobs=workers)(delayed(_fit_predict)(*job, threads=1) for job in jobs)
+        propensity = np.empty(len(d))
+        fitted = {(j, arm): np.empty(len(d)) for j in range(len(outcomes)) for arm in arms}
+        for (target, *_, test), prediction in zip(tasks, predictions):
+            if target[0] == "e":
+                propensity[test] = prediction
+            else:
+                fitted[target[1:]][test] = prediction
+        return propensity, [(fitted[j, 0], fitted.get((j, 1))) for j in range(len(outcomes))]
 
     def _score(
         self, d: np.ndarray, y: np.ndarray, e: np.ndarray, m0: np.ndarray, m1: np.ndarray | None
@@ -447,6 +470,19 @@ class DownstreamImpact(BaseEstimator):
         if self.estimand == "att":
             return np.where(d == 1, 1.0, e / (1.0 - e))
         return np.where(d == 1, 1.0 / e, 1.0 / (1.0 - e))
+
+
+def _fit_predict(
+    model: BaseEstimator, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None, X_test: np.ndarray,
+    probability: bool, threads: int | None = None,
+) -> np.ndarray:
+    """Fit ``model`` on (X, y) and predict ``X_test``: P(class 1) when ``probability``, else the mean;
+    with ``threads``, its thread pools limited to that many."""
+    with threadpool_limits(threads) if threads is not None else nullcontext():
+        model.fit(X, y) if weight is None else model.fit(X, y, sample_weight=weight)
+        if probability:
+            return model.predict_proba(X_test)[:, list(model.classes_).index(1)]
+        return model.predict(X_test)
 
 
 def _median_of_splits(scores: list[_Score]) -> _Score:

@@ -67,7 +67,6 @@ _MONEY_QUANTUM = Decimal("0.0001")
 LINEAGE_SCHEMA = pa.schema(
     [("_source_file", pa.string()), ("_source_line", pa.int64()), ("_load_id", pa.string())]
 )
-RAW_COLUMN = "_raw"  # carried in the upload only when the engine may still reject rows
 _PROGRESS_EVERY = 10_000
 _VALUE_SHOWN = 60  # longest value quoted back in a message
 
@@ -630,6 +629,9 @@ class CheckedFile:
     duplicates: int = 0
     read: int = 0
     ignored_columns: list[str] = field(default_factory=list)
+    #: The stored-safe raw text of a loaded row by its source line, for rows the engine refuses later.
+    #: Redacting is slow (the phone matcher), so it is done only for those rows.
+    raw_of_line: Callable[[int], str] | None = None
 
 
 def check_file(
@@ -678,7 +680,7 @@ def ingest_source(
     checked = check_file(spec, path, config=config, progress=progress)
 
     lineage = {"_source_file": str(path), "_load_id": load_id}
-    arrow = _to_arrow(spec, checked.rows, lineage, carry_raw=spec.engine_check is not None)
+    arrow = _to_arrow(spec, checked.rows, lineage)
     refused: list[QuarantineRow] = []
     if spec.engine_check is None:
         _merge(con, spec, arrow)
@@ -686,8 +688,9 @@ def ingest_source(
         staged = upload_arrow(con, arrow, prefix=spec.source)
         try:
             accepted, rejections = spec.engine_check(con, staged)
-            refused = _refused_rows(rejections, config.privacy.phone_default_region)
-            _merge(con, spec, accepted.drop(RAW_COLUMN))
+            assert checked.raw_of_line is not None
+            refused = _refused_rows(rejections, config.privacy.phone_default_region, checked.raw_of_line)
+            _merge(con, spec, accepted)
         finally:
             drop_table(con, staged.get_name())
     written: dict[str, int] = {}
@@ -808,12 +811,11 @@ def _check_rows(
                 f"{', '.join(spec.key)} and re-load the file",
             )
     checked.duplicates = len(duplicate)
-    checked.rows = [
-        dict(c.row, _source_line=c.record.line, **({RAW_COLUMN: _safe_raw(c.record, layout, spec, data.kind, region)}
-                                                  if spec.engine_check is not None else {}))
-        for i, c in enumerate(candidates)
-        if i not in conflicting and i not in duplicate
-    ]
+    kept = [c for i, c in enumerate(candidates) if i not in conflicting and i not in duplicate]
+    checked.rows = [dict(c.row, _source_line=c.record.line) for c in kept]
+    if spec.engine_check is not None:
+        record_of_line = {c.record.line: c.record for c in kept}
+        checked.raw_of_line = lambda line: _safe_raw(record_of_line[line], layout, spec, data.kind, region)
     if spec.features is not None:
         checked.features = [
             c.features for i, c in enumerate(candidates) if i not in conflicting and i not in duplicate  # type: ignore[misc]
@@ -826,10 +828,8 @@ def _differing_columns(rows: list[dict[str, object]]) -> list[str]:
     return [name for name in rows[0] if len({row[name] for row in rows}) > 1]
 
 
-def _to_arrow(spec: SourceSpec, rows: list[dict[str, object]], lineage: dict[str, str], carry_raw: bool) -> pa.Table:
+def _to_arrow(spec: SourceSpec, rows: list[dict[str, object]], lineage: dict[str, str]) -> pa.Table:
     schema = pa.schema(list(spec.schema) + list(LINEAGE_SCHEMA))
-    if carry_raw:
-        schema = schema.append(pa.field(RAW_COLUMN, pa.string()))
     arrays = {}
     for column in schema:
         if column.name in lineage:
@@ -839,8 +839,9 @@ def _to_arrow(spec: SourceSpec, rows: list[dict[str, object]], lineage: dict[str
     return pa.table(arrays, schema=schema)
 
 
-def _refused_rows(rejections: list[Rejection], region: str) -> list[QuarantineRow]:
-    """The rows the engine refused, brought back to be quarantined with the others (only they move)."""
+def _refused_rows(rejections: list[Rejection], region: str, raw_of_line: Callable[[int], str]) -> list[QuarantineRow]:
+    """The rows the engine refused, brought back to be quarantined with the others (only they move),
+    with their raw text as it may be stored."""
     if not rejections:
         return []
     parts = [
@@ -850,7 +851,6 @@ def _refused_rows(rejections: list[Rejection], region: str) -> list[QuarantineRo
             column_name=ibis.literal(r.column, "string"),
             reason=ibis.literal(r.reason, "string"),
             message=r.message(r.rows),
-            raw=r.rows[RAW_COLUMN],
         )
         for r in rejections
     ]
@@ -863,7 +863,7 @@ def _refused_rows(rejections: list[Rejection], region: str) -> list[QuarantineRo
             source_line=row["source_line"],
             reason=row["reason"],
             message=redact_text(row["message"], region),
-            raw=row["raw"],
+            raw=raw_of_line(row["source_line"]),
             column_name=row["column_name"],
         )
         for row in combined.order_by("source_line").to_pyarrow().to_pylist()
