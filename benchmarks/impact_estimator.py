@@ -29,13 +29,14 @@ import numpy as np
 from spillover.impact.estimators import DownstreamImpact
 data = np.load(sys.argv[1])
 propensity = sys.argv[2] if len(sys.argv) > 2 else "boosting"
+n_jobs = int(sys.argv[3]) if len(sys.argv) > 3 else None
 clock = time.perf_counter()
-model = DownstreamImpact(estimand="att", n_folds=5, propensity_model=propensity, random_state=0).fit(
+model = DownstreamImpact(estimand="att", n_folds=5, propensity_model=propensity, n_jobs=n_jobs, random_state=0).fit(
     data["x"], data["d"], data["y"])
 seconds = time.perf_counter() - clock
-usage = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
-                  "peak_rss_mb": usage.ru_maxrss / 1024, "estimate": model.result_.estimate,
+usage, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime + workers.ru_utime + workers.ru_stime,
+                  "peak_rss_mb": max(usage.ru_maxrss, workers.ru_maxrss) / 1024, "estimate": model.result_.estimate,
                   "se": model.result_.se, "verdict": model.result_.verdict}))
 """
 
@@ -43,15 +44,18 @@ DOUBLEML = """
 import json, resource, sys, time, warnings
 import numpy as np
 import doubleml
+from threadpoolctl import threadpool_limits
 from spillover.impact.estimators import default_outcome_model, propensity_model_named
 warnings.simplefilter("ignore")
 data = np.load(sys.argv[1])
 propensity = sys.argv[2] if len(sys.argv) > 2 else "boosting"
+threads = int(sys.argv[3]) if len(sys.argv) > 3 else None
 clock = time.perf_counter()
 dml_data = doubleml.DoubleMLData.from_arrays(data["x"], data["y"], data["d"])
 model = doubleml.DoubleMLIRM(dml_data, ml_g=default_outcome_model(0), ml_m=propensity_model_named(propensity, 0),
                              n_folds=5, score="ATTE")
-model.fit()
+with threadpool_limits(threads):
+    model.fit()
 seconds = time.perf_counter() - clock
 usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,

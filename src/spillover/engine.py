@@ -84,6 +84,8 @@ def _connect_duckdb(url: str, *, read_only: bool) -> BaseBackend:
     # filter/map unless single-arrow lambda syntax is enabled.
     con.raw_sql("SET lambda_syntax='ENABLE_SINGLE_ARROW'")
     con.raw_sql("SET TimeZone='UTC'")
+    # spillover reports progress itself (Rich); DuckDB's own bars would print through it on stderr.
+    con.raw_sql("SET enable_progress_bar=false")
     return con
 
 

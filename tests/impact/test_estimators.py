@@ -14,7 +14,12 @@ from sklearn.metrics import roc_auc_score
 
 from spillover.errors import SpilloverInputError
 from spillover.impact import diagnostics as diag
-from spillover.impact.estimators import DownstreamImpact, default_outcome_model, default_propensity_model
+from spillover.impact.estimators import (
+    DownstreamImpact,
+    LogisticPropensity,
+    default_outcome_model,
+    default_propensity_model,
+)
 from tests.impact.known_truth import confounded
 
 
@@ -213,6 +218,10 @@ def test_logistic_propensity_covers_the_truth_and_balances(table):
     assert abs(result.estimate - table.att) < 0.15
     assert result.diagnostics.balance.max_abs_smd_after < 0.1
     assert result.verdict == "reliable"
+    # A full scikit-learn classifier (DoubleML's cross_val_predict asks for predict too).
+    fitted = LogisticPropensity().fit(table.covariates, table.treatment)
+    probability = fitted.predict_proba(table.covariates)[:, 1]
+    assert (fitted.predict(table.covariates) == (probability > 0.5)).all()
 
 
 def test_the_att_clips_propensities_only_near_one():

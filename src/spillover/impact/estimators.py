@@ -89,6 +89,11 @@ class LogisticPropensity(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "pipeline_")
         return self.pipeline_.predict_proba(X)
 
+    def predict(self, X: Any) -> np.ndarray:
+        """The more likely class (scikit-learn's classifier interface, e.g. for DoubleML)."""
+        check_is_fitted(self, "pipeline_")
+        return self.pipeline_.predict(X)
+
 
 def _signed_log(values: np.ndarray) -> np.ndarray:
     return np.sign(values) * np.log1p(np.abs(values))

@@ -94,7 +94,7 @@ def _fit(design: DesignFrame, *, propensity_model: str, seed: int) -> tuple[Any,
 
     weight = design.design_weight
     customers = design.keys.customer_key.to_numpy()
-    model = DownstreamImpact(propensity_model=propensity_model, n_jobs=1, random_state=seed).fit(
+    model = DownstreamImpact(propensity_model=propensity_model, n_jobs=-1, random_state=seed).fit(
         design.X, design.treatment, design.outcome, sample_weight=weight, groups=customers,
     )
     controls = design.treatment == 0
@@ -102,7 +102,7 @@ def _fit(design: DesignFrame, *, propensity_model: str, seed: int) -> tuple[Any,
     placebo_rows = np.isfinite(design.placebo)
     d_placebo = design.treatment[placebo_rows]
     if min(int(d_placebo.sum()), int((1 - d_placebo).sum())) >= 30:
-        placebo = DownstreamImpact(propensity_model=propensity_model, n_jobs=1, random_state=seed).fit(
+        placebo = DownstreamImpact(propensity_model=propensity_model, n_jobs=-1, random_state=seed).fit(
             design.X[placebo_rows], d_placebo, design.placebo[placebo_rows],
             sample_weight=weight[placebo_rows], groups=customers[placebo_rows],
         ).result_
