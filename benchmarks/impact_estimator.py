@@ -34,6 +34,9 @@ clock = time.perf_counter()
 model = DownstreamImpact(estimand="att", n_folds=5, propensity_model=propensity, n_jobs=n_jobs, random_state=0).fit(
     data["x"], data["d"], data["y"])
 seconds = time.perf_counter() - clock
+# Stop joblib's worker processes so that their CPU time is counted (RUSAGE_CHILDREN: reaped children).
+from joblib.externals.loky import get_reusable_executor
+get_reusable_executor().shutdown(wait=True)
 usage, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime + workers.ru_utime + workers.ru_stime,
                   "peak_rss_mb": max(usage.ru_maxrss, workers.ru_maxrss) / 1024, "estimate": model.result_.estimate,
@@ -50,6 +53,7 @@ warnings.simplefilter("ignore")
 data = np.load(sys.argv[1])
 propensity = sys.argv[2] if len(sys.argv) > 2 else "boosting"
 threads = int(sys.argv[3]) if len(sys.argv) > 3 else None
+np.random.seed(0)  # DoubleML draws its folds from NumPy's global generator
 clock = time.perf_counter()
 dml_data = doubleml.DoubleMLData.from_arrays(data["x"], data["y"], data["d"])
 model = doubleml.DoubleMLIRM(dml_data, ml_g=default_outcome_model(0), ml_m=propensity_model_named(propensity, 0),

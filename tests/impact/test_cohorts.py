@@ -301,6 +301,25 @@ def test_the_panel_is_balanced_over_complete_months(warehouse):
     assert set(panel.first_treated) == {0, 1, 2}  # never, January, February (the data ends on 29 February)
 
 
+def test_the_panel_can_keep_a_seeded_sample_of_never_adopters(warehouse):
+    facts = warehouse["facts"]
+    full = monthly_panel(facts, _spec("G002")).to_pandas()
+    units = full.drop_duplicates("customer_key")
+    never = int((units.first_treated == 0).sum())
+    cap = never // 3
+    sampled = monthly_panel(facts, _spec("G002"), max_never_treated=cap, seed=1).to_pandas()
+    again = monthly_panel(facts, _spec("G002"), max_never_treated=cap, seed=1).to_pandas()
+    kept = sampled.drop_duplicates("customer_key")
+    assert set(kept[kept.first_treated > 0].customer_key) == set(units[units.first_treated > 0].customer_key)
+    assert abs(int((kept.first_treated == 0).sum()) - cap) < 5 * np.sqrt(cap) + 1
+    assert set(kept.customer_key) <= set(units.customer_key)
+    assert sampled.equals(again)
+    # Kept customers keep their whole rows.
+    merged = sampled.merge(full, on=["customer_key", "period"], suffixes=("", "_full"))
+    assert len(merged) == len(sampled) and (merged.downstream_margin == merged.downstream_margin_full).all()
+    assert monthly_panel(facts, _spec("G002"), max_never_treated=never).count().execute() == len(full)
+
+
 def test_hardware_margin_is_the_truths(warehouse):
     import json
 

@@ -44,6 +44,7 @@ import pandas as pd
 
 from spillover.errors import SpilloverInputError
 from spillover.impact.covariates import daily_activity, pre_period_covariates
+from spillover.impact.sampling import keep_rate, uniform_draw
 from spillover.profiles.attribution import MONEY
 
 if TYPE_CHECKING:
@@ -182,10 +183,6 @@ def window_margins(daily: ibis.Table, index: ibis.Table, spec: CohortSpec, first
     )
 
 
-#: Resolution of the uniform draw a control row's hash gives (a prime, so the draws are spread evenly).
-_DRAWS = 1_000_003
-
-
 def sample_controls(index: ibis.Table, max_control_rows: int | None, seed: int = 0) -> ibis.Table:
     """``index`` rows with ``sampling_rate``: every adopter is kept (rate 1); when there are more than
     ``max_control_rows`` control rows, each is kept with probability ``rate = max_control_rows /
@@ -199,10 +196,11 @@ def sample_controls(index: ibis.Table, max_control_rows: int | None, seed: int =
         raise SpilloverInputError(f"impact: max_control_rows is {max_control_rows}; it must be at least 1")
     totals = index.aggregate(control_rows=(~index.treated).cast("int64").sum())
     rows = index.cross_join(totals)
-    rate = ibis.least(ibis.literal(1.0), ibis.literal(float(max_control_rows)) / rows.control_rows.cast("float64"))
-    key = ibis.literal(f"{seed}:").concat(rows.customer_key, ":", rows.index_day.cast("string")).hash()
-    draw = ((key % _DRAWS) + _DRAWS) % _DRAWS / float(_DRAWS)
-    rows = rows.mutate(sampling_rate=ibis.ifelse(rows.treated, 1.0, rate).cast("float64"), _draw=draw)
+    rate = keep_rate(max_control_rows, rows.control_rows)
+    rows = rows.mutate(
+        sampling_rate=ibis.ifelse(rows.treated, 1.0, rate).cast("float64"),
+        _draw=uniform_draw(seed, rows.customer_key, rows.index_day),
+    )
     return rows.filter(rows.treated | (rows._draw < rows.sampling_rate)).drop("control_rows", "_draw")
 
 

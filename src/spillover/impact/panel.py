@@ -18,6 +18,7 @@ import ibis
 from spillover.errors import SpilloverInputError
 from spillover.impact.calendar import date_of
 from spillover.impact.covariates import daily_activity
+from spillover.impact.sampling import keep_rate, uniform_draw
 from spillover.profiles.attribution import MONEY
 
 if TYPE_CHECKING:
@@ -25,9 +26,16 @@ if TYPE_CHECKING:
     from spillover.impact.facts import Facts
 
 
-def monthly_panel(facts: Facts, spec: CohortSpec) -> ibis.Table:
+def monthly_panel(
+    facts: Facts, spec: CohortSpec, *, max_never_treated: int | None = None, seed: int = 0
+) -> ibis.Table:
     """``customer_key, period, month_start, downstream_margin, first_treated`` for ``spec.product_id``
-    (the horizon is not used; exclusions are)."""
+    (the horizon is not used; exclusions are).
+
+    ``max_never_treated``: keep every adopter but only about that many customers who never adopted,
+    drawn at random (seeded, in the engine). Never-adopters only serve as controls, whose means a
+    random sample estimates without bias, and the aggregation weights use the adopter cohorts'
+    relative sizes, which the sampling leaves alone: a big warehouse's panel stays small."""
     months = facts.calendar.complete_months()
     if not months:
         raise SpilloverInputError(
@@ -47,6 +55,14 @@ def monthly_panel(facts: Facts, spec: CohortSpec) -> ibis.Table:
     already_treated = cohorts.filter(cohorts.first_treated <= 0).select("customer_key")
 
     customers = daily.select("customer_key").distinct().anti_join(already_treated, "customer_key")
+    if max_never_treated is not None:
+        adopters = cohorts.select("customer_key", adopter=ibis.literal(True))
+        flagged = customers.left_join(adopters, "customer_key").drop("customer_key_right")
+        never = flagged.adopter.isnull()
+        totals = flagged.aggregate(never_treated=never.cast("int64").sum())
+        flagged = flagged.cross_join(totals)
+        keep = ~never | (uniform_draw(seed, flagged.customer_key) < keep_rate(max_never_treated, flagged.never_treated))
+        customers = flagged.filter(keep).select("customer_key")
     grid = customers.select("customer_key", month=ibis.range(first_month, last_month + 1)).unnest("month")
     panel = grid.left_join(monthly, ["customer_key", "month"]).drop("customer_key_right", "month_right")
     panel = panel.left_join(cohorts, "customer_key").drop("customer_key_right")

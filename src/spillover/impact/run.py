@@ -39,6 +39,8 @@ PORTFOLIO = "mart_impact__portfolio"
 ANY_PRODUCT = "(any gateway product)"
 PRIMARY_HORIZON = 365
 MAX_CONTROL_ROWS = 40_000
+#: Customers who never adopted a product kept in its event-study panel (a random sample beyond).
+MAX_NEVER_TREATED = 100_000
 
 
 @dataclass
@@ -210,7 +212,7 @@ def _event_study(facts: Facts, spec: Any) -> pd.DataFrame:
     from spillover.impact.panel import monthly_panel
 
     try:
-        panel = monthly_panel(facts, spec).to_pandas()
+        panel = monthly_panel(facts, spec, max_never_treated=MAX_NEVER_TREATED).to_pandas()
         panel["downstream_margin"] = panel.downstream_margin.astype(float)
         fitted = StaggeredDiD(unit="customer_key", period="period", outcome="downstream_margin").fit(panel).result_
     except SpilloverInputError:
