@@ -93,14 +93,13 @@ def _design_moments(design: ibis.Table) -> dict[str, float]:
     return {name: _as_float(value) for name, value in row.items()}
 
 
-def _never_adopters_mean(facts: Facts, spec: CohortSpec, design: ibis.Table) -> float | None:
+def _never_adopters_mean(facts: Facts, spec: CohortSpec, design: ibis.Table, daily: ibis.Table) -> float | None:
     """Mean downstream margin of customers who never bought the product, per customer, over the
     adopters' windows: for each adoption day ``d``, the never-buyers' total margin in ``(d, d + H]``
     divided by the never-buyers who had placed an order by ``d + H`` (every customer the total can
     include, buyers in the window or not), averaged over adopters."""
     horizon = spec.horizon_days
     adopters = facts.adoptions.filter(facts.adoptions.product_id == spec.product_id).select("customer_key")
-    daily = daily_activity(facts, spec)
     never = daily.anti_join(adopters, "customer_key")
     totals = never.group_by("day").aggregate(margin=never.downstream_margin.sum().cast("float64"))
     firsts = never.group_by("customer_key").aggregate(first_day=never.day.min())
@@ -123,11 +122,17 @@ def _never_adopters_mean(facts: Facts, spec: CohortSpec, design: ibis.Table) -> 
 
 
 def naive_figures(
-    facts: Facts, spec: CohortSpec, *, event_families: Mapping[str, Sequence[str]], design: ibis.Table | None = None
+    facts: Facts,
+    spec: CohortSpec,
+    *,
+    event_families: Mapping[str, Sequence[str]],
+    design: ibis.Table | None = None,
+    daily: ibis.Table | None = None,
 ) -> NaiveFigures:
-    """The naive figures of ``spec``'s design (pass ``design``, the :func:`cohort` table, to reuse one
-    already built or cached)."""
-    design = design if design is not None else cohort(facts, spec, event_families=event_families)
+    """The naive figures of ``spec``'s design (pass ``design``, the :func:`cohort` table, and
+    ``daily``, its :func:`daily_activity`, to reuse ones already built or cached)."""
+    daily = daily if daily is not None else daily_activity(facts, spec)
+    design = design if design is not None else cohort(facts, spec, event_families=event_families, daily=daily)
     s = _design_moments(design)
     n = int(s["n_treated"])
     post, post_se = _mean_se(n, s["sum_y"], s["sum_y2"])
@@ -144,7 +149,7 @@ def naive_figures(
         gap = post - control_mean
         gap_se = math.sqrt(post_se**2 + max(control_var, 0.0)) if post_se is not None else None
 
-    non_owner = _never_adopters_mean(facts, spec, design) if n else None
+    non_owner = _never_adopters_mean(facts, spec, design, daily) if n else None
     owner_gap = post - non_owner if post is not None and non_owner is not None else None
     horizon = spec.horizon_days
     return NaiveFigures(

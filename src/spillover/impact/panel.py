@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 
 def monthly_panel(
-    facts: Facts, spec: CohortSpec, *, max_never_treated: int | None = None, seed: int = 0
+    facts: Facts, spec: CohortSpec, *, max_never_treated: int | None = None, seed: int = 0,
+    daily: ibis.Table | None = None,
 ) -> ibis.Table:
     """``customer_key, period, month_start, downstream_margin, first_treated`` for ``spec.product_id``
     (the horizon is not used; exclusions are).
@@ -35,7 +36,8 @@ def monthly_panel(
     ``max_never_treated``: keep every adopter but only about that many customers who never adopted,
     drawn at random (seeded, in the engine). Never-adopters only serve as controls, whose means a
     random sample estimates without bias, and the aggregation weights use the adopter cohorts'
-    relative sizes, which the sampling leaves alone: a big warehouse's panel stays small."""
+    relative sizes, which the sampling leaves alone: a big warehouse's panel stays small. ``daily``:
+    :func:`daily_activity` of ``spec`` when already built."""
     months = facts.calendar.complete_months()
     if not months:
         raise SpilloverInputError(
@@ -44,7 +46,7 @@ def monthly_panel(
         )
     first_month, last_month = months[0], months[-1]  # complete months are consecutive
     calendar = facts.calendar
-    daily = daily_activity(facts, spec).select("customer_key", "day", "downstream_margin")
+    daily = (daily_activity(facts, spec) if daily is None else daily).select("customer_key", "day", "downstream_margin")
     dated = daily.mutate(month=calendar.month(daily.day))
     monthly = dated.group_by("customer_key", "month").aggregate(margin=dated.downstream_margin.sum())
 

@@ -138,7 +138,7 @@ def _estimate_row(
             return {**row, "verdict": INCONCLUSIVE, "estimator_verdict": None,
                     "reasons": f"no adopter has a complete {spec.horizon_days}-day window in the data; nothing estimated",
                     "warnings": ""}
-        naive = naive_figures(facts, spec, event_families=families, design=design)
+        naive = naive_figures(facts, spec, event_families=families, design=design, daily=daily)
         try:
             result, extra = _fit(frame_of(frame), propensity_model=config.impact.propensity_model, seed=seed)
         except SpilloverInputError as exc:
@@ -206,13 +206,13 @@ PORTFOLIO_COLUMNS = (
 )
 
 
-def _event_study(facts: Facts, spec: Any) -> pd.DataFrame:
+def _event_study(facts: Facts, spec: Any, daily: Any = None) -> pd.DataFrame:
     from spillover.errors import SpilloverInputError
     from spillover.impact.event_study import StaggeredDiD
     from spillover.impact.panel import monthly_panel
 
     try:
-        panel = monthly_panel(facts, spec, max_never_treated=MAX_NEVER_TREATED).to_pandas()
+        panel = monthly_panel(facts, spec, max_never_treated=MAX_NEVER_TREATED, daily=daily).to_pandas()
         panel["downstream_margin"] = panel.downstream_margin.astype(float)
         fitted = StaggeredDiD(unit="customer_key", period="period", outcome="downstream_margin").fit(panel).result_
     except SpilloverInputError:
@@ -298,10 +298,11 @@ def run_impact(
                     estimates.append(_estimate_row(con, config, facts, spec, names.get(product, ""), hardware,
                                                    max_control_rows=max_control_rows, seed=seed, daily=daily))
                     progress.advance(task)
+                progress.advance(task, 0, description=f"impact {product} event study")
+                studies.append(_event_study(facts, CohortSpec.from_settings(config.impact, product, wanted[0]), daily))
+                progress.advance(task)
             finally:
                 daily.release()
-            studies.append(_event_study(facts, CohortSpec.from_settings(config.impact, product, wanted[0])))
-            progress.advance(task)
         estimates_table = pd.DataFrame(estimates, columns=ESTIMATE_COLUMNS)
         done = estimates_table[estimates_table.estimate.notna()]
         below = sorted(h for h in set(done.horizon_days) if h <= primary_horizon)
