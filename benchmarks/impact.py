@@ -112,7 +112,7 @@ def flat_design(directory: Path, product: str, horizon: int, path: Path) -> dict
     import numpy as np
 
     from spillover.config import load_config
-    from spillover.engine import connect
+    from spillover.engine import connect, to_float_pandas
     from spillover.impact.cohorts import CohortSpec, cohort, frame_of, index_rows, sample_controls
     from spillover.impact.facts import load_facts
     from spillover.impact.run import MAX_CONTROL_ROWS
@@ -123,7 +123,7 @@ def flat_design(directory: Path, product: str, horizon: int, path: Path) -> dict
         facts = load_facts(con, config.ga4.property_timezone)
         spec = CohortSpec.from_settings(config.impact, product, horizon)
         index = sample_controls(index_rows(facts, spec), MAX_CONTROL_ROWS, seed=0)
-        design = frame_of(cohort(facts, spec, event_families=config.profiles.event_families, index=index).to_pandas())
+        design = frame_of(to_float_pandas(cohort(facts, spec, event_families=config.profiles.event_families, index=index)))
     finally:
         con.disconnect()
     np.savez(path, x=design.X.to_numpy(dtype=float), d=design.treatment, y=design.outcome)

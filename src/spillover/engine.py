@@ -26,6 +26,7 @@ from spillover.config import DEFAULT_DB_URL
 from spillover.errors import SpilloverEngineError
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
     from ibis.backends import BaseBackend
 
@@ -40,6 +41,7 @@ __all__ = [
     "drop_table",
     "temp_name",
     "create_scratch_table",
+    "to_float_pandas",
 ]
 
 _SPARK_SESSIONS: dict[str, Any] = {}
@@ -349,3 +351,15 @@ def upload_arrow(con: BaseBackend, table: pa.Table, prefix: str = "upload") -> i
     with _readable(con, table) as readable:
         con.create_table(name, readable)
     return con.table(name)
+
+
+def to_float_pandas(expr: ibis.Table) -> pd.DataFrame:
+    """``expr``'s result in pandas with its decimal (money) columns as float64, for models that fit
+    floats: converted in Arrow, where pandas' Python ``Decimal`` objects are about a hundred times
+    slower (27 s for a 92,537-row impact design of the 1M-customer benchmark, 0.1 s this way)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arrow = expr.to_pyarrow()
+    columns = [pc.cast(c, pa.float64()) if pa.types.is_decimal(c.type) else c for c in arrow.columns]
+    return pa.table(columns, names=arrow.column_names).to_pandas()

@@ -43,6 +43,17 @@ def test_clusters_stay_whole_across_folds():
     folds = model._folds(truth.covariates, truth.treatment, np.unique(customer, return_inverse=True)[1], 0)
     for train, test in folds:
         assert not set(customer[train]) & set(customer[test])
+    # Every row is held out exactly once; treated clusters are dealt evenly over the folds.
+    held_out = np.concatenate([test for _, test in folds])
+    assert np.array_equal(np.sort(held_out), np.arange(600))
+    treated_clusters = [len(set(customer[test][truth.treatment[test] == 1])) for _, test in folds]
+    assert max(treated_clusters) - min(treated_clusters) <= 1
+    clusters = [len(set(customer[test])) for _, test in folds]
+    assert max(clusters) - min(clusters) <= 2
+    again = model._folds(truth.covariates, truth.treatment, np.unique(customer, return_inverse=True)[1], 0)
+    other = model._folds(truth.covariates, truth.treatment, np.unique(customer, return_inverse=True)[1], 1)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again))
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(folds, other))
 
 
 def test_subsampled_controls_with_inverse_rate_weights_cover_the_truth():

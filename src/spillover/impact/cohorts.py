@@ -42,6 +42,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from spillover.engine import to_float_pandas
 from spillover.errors import SpilloverInputError
 from spillover.impact.covariates import daily_activity, pre_period_covariates
 from spillover.impact.sampling import keep_rate, uniform_draw
@@ -297,7 +298,7 @@ def design_frame(
     Rows are ordered by index day and customer; ``X`` one-hot encodes ``tier``, ``region`` and
     ``index_month`` (a missing value is its own level).
     """
-    frame = cohort(facts, spec, event_families=event_families).to_pandas()
+    frame = to_float_pandas(cohort(facts, spec, event_families=event_families))
     if frame.empty:
         raise SpilloverInputError(
             f"impact: no adopter of {spec.product_id!r} has a complete {spec.horizon_days}-day window "
@@ -305,7 +306,7 @@ def design_frame(
         )
     design = frame_of(frame)
     if with_placebo_covariates:
-        shifted = placebo_covariates(facts, spec, event_families=event_families).to_pandas()
+        shifted = to_float_pandas(placebo_covariates(facts, spec, event_families=event_families))
         shifted = frame[["customer_key", "index_day"]].merge(shifted, on=["customer_key", "index_day"], how="left")
         design.X_placebo = _numeric_covariates(shifted)
     return design

@@ -277,9 +277,9 @@ class DownstreamImpact(BaseEstimator):
         sum of the score is weighted.
 
         ``groups`` (optional): a cluster label per row (e.g. ``customer_key`` when a customer
-        contributes several rows). Folds then keep each cluster whole (``StratifiedGroupKFold``) and
-        the standard error is cluster-robust: the influence function is summed within each cluster,
-        ``se = sqrt(Σ_g (Σ_{i∈g} IF_i)²) / n``.
+        contributes several rows). Folds then keep each cluster whole, clusters holding a treated row
+        spread evenly over them (:func:`_cluster_folds`), and the standard error is cluster-robust:
+        the influence function is summed within each cluster, ``se = sqrt(Σ_g (Σ_{i∈g} IF_i)²) / n``.
         """
         self._check_params()
         covariates, names = _as_matrix(X, feature_names)
@@ -393,10 +393,7 @@ class DownstreamImpact(BaseEstimator):
         """Cross-fitting folds stratified by treatment; with clusters, each cluster kept in one fold."""
         if cluster is None:
             return list(StratifiedKFold(n_splits=self.n_folds, shuffle=True, random_state=seed).split(X, d))
-        from sklearn.model_selection import StratifiedGroupKFold
-
-        splitter = StratifiedGroupKFold(n_splits=self.n_folds, shuffle=True, random_state=seed)
-        return list(splitter.split(X, d, groups=cluster))
+        return _cluster_folds(d, cluster, self.n_folds, seed)
 
     def _cross_fit(
         self, X: np.ndarray, d: np.ndarray, outcomes: list[np.ndarray], folds: list, seed: int | None
@@ -475,6 +472,25 @@ class DownstreamImpact(BaseEstimator):
         if self.estimand == "att":
             return np.where(d == 1, 1.0, e / (1.0 - e))
         return np.where(d == 1, 1.0 / e, 1.0 / (1.0 - e))
+
+
+def _cluster_folds(d: np.ndarray, cluster: np.ndarray, n_folds: int, seed: int | None) -> list:
+    """Folds that keep each cluster (codes 0 … G − 1) whole, stratified by whether the cluster holds
+    a treated row: the clusters of each kind are shuffled and dealt to the folds in turn, so every
+    fold gets the same number of them, give or take one.
+
+    A group k-fold stratified on the clusters' labels, in O(n log n); scikit-learn's
+    ``StratifiedGroupKFold``, which balances row-level class shares by a greedy search over the
+    clusters, took 22 s on one design of the 1M-customer benchmark (92,537 rows, 90,000 customers).
+    """
+    n_clusters = int(cluster.max()) + 1
+    treated_cluster = np.bincount(cluster, weights=d, minlength=n_clusters) > 0
+    order = np.random.default_rng(seed).permutation(n_clusters)
+    order = order[np.argsort(~treated_cluster[order], kind="stable")]
+    fold_of_cluster = np.empty(n_clusters, dtype=np.int64)
+    fold_of_cluster[order] = np.arange(n_clusters) % n_folds
+    fold = fold_of_cluster[cluster]
+    return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(n_folds)]
 
 
 def _fit_predict(

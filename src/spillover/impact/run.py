@@ -122,6 +122,7 @@ def _estimate_row(
     con: BaseBackend, config: Config, facts: Facts, spec: Any, name: str, hardware: dict[str, float],
     *, max_control_rows: int, seed: int, daily: Any = None,
 ) -> dict[str, Any]:
+    from spillover.engine import to_float_pandas
     from spillover.errors import SpilloverInputError
     from spillover.impact.cohorts import cohort, design_counts, frame_of, index_rows, sample_controls
     from spillover.impact.economics import unit_economics_from_settings
@@ -133,7 +134,7 @@ def _estimate_row(
     design = cohort(facts, spec, event_families=families, index=sample_controls(index, max_control_rows, seed),
                     daily=daily).cache()
     try:
-        frame = design.to_pandas()
+        frame = to_float_pandas(design)
         if frame.empty or not frame.treated.any():
             return {**row, "verdict": INCONCLUSIVE, "estimator_verdict": None,
                     "reasons": f"no adopter has a complete {spec.horizon_days}-day window in the data; nothing estimated",
@@ -207,13 +208,13 @@ PORTFOLIO_COLUMNS = (
 
 
 def _event_study(facts: Facts, spec: Any, daily: Any = None) -> pd.DataFrame:
+    from spillover.engine import to_float_pandas
     from spillover.errors import SpilloverInputError
     from spillover.impact.event_study import StaggeredDiD
     from spillover.impact.panel import monthly_panel
 
     try:
-        panel = monthly_panel(facts, spec, max_never_treated=MAX_NEVER_TREATED, daily=daily).to_pandas()
-        panel["downstream_margin"] = panel.downstream_margin.astype(float)
+        panel = to_float_pandas(monthly_panel(facts, spec, max_never_treated=MAX_NEVER_TREATED, daily=daily))
         fitted = StaggeredDiD(unit="customer_key", period="period", outcome="downstream_margin").fit(panel).result_
     except SpilloverInputError:
         return pd.DataFrame(columns=EVENT_COLUMNS)
