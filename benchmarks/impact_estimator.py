@@ -23,8 +23,20 @@ from pathlib import Path
 
 import numpy as np
 
+#: Peak RSS of this process: Linux's VmHWM (reset at exec; ru_maxrss keeps the parent's peak across
+#: fork and exec, so a child of a large process would report the parent's), else ru_maxrss.
+PEAK_RSS = """
+def peak_rss_mb():
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+"""
+
 SPILLOVER = """
 import json, resource, sys, time
+""" + PEAK_RSS + """
 import numpy as np
 from spillover.impact.estimators import DownstreamImpact
 data = np.load(sys.argv[1])
@@ -39,12 +51,13 @@ from joblib.externals.loky import get_reusable_executor
 get_reusable_executor().shutdown(wait=True)
 usage, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime + workers.ru_utime + workers.ru_stime,
-                  "peak_rss_mb": max(usage.ru_maxrss, workers.ru_maxrss) / 1024, "estimate": model.result_.estimate,
+                  "peak_rss_mb": max(peak_rss_mb(), workers.ru_maxrss / 1024), "estimate": model.result_.estimate,
                   "se": model.result_.se, "verdict": model.result_.verdict}))
 """
 
 DOUBLEML = """
 import json, resource, sys, time, warnings
+""" + PEAK_RSS + """
 import numpy as np
 import doubleml
 from threadpoolctl import threadpool_limits
@@ -63,7 +76,7 @@ with threadpool_limits(threads):
 seconds = time.perf_counter() - clock
 usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
-                  "peak_rss_mb": usage.ru_maxrss / 1024, "estimate": float(model.coef[0]),
+                  "peak_rss_mb": peak_rss_mb(), "estimate": float(model.coef[0]),
                   "se": float(model.se[0]), "verdict": "-"}))
 """
 
