@@ -430,11 +430,11 @@ class DownstreamImpact(BaseEstimator):
             predictions = Parallel(n_jobs=workers)(delayed(_fit_predict)(*job, threads=1) for job in jobs)
         propensity = np.empty(len(d))
         fitted = {(j, arm): np.empty(len(d)) for j in range(len(outcomes)) for arm in arms}
-        for (target, *_, test), prediction in zip(tasks, predictions):
-            if target[0] == "e":
+        for (kind, *_, test), prediction in zip(tasks, predictions):
+            if kind == ("e",):
                 propensity[test] = prediction
             else:
-                fitted[target[1:]][test] = prediction
+                fitted[kind[1:]][test] = prediction
         return propensity, [(fitted[j, 0], fitted.get((j, 1))) for j in range(len(outcomes))]
 
     def _score(
@@ -481,7 +481,7 @@ def _cluster_folds(d: np.ndarray, cluster: np.ndarray, n_folds: int, seed: int |
 
     A group k-fold stratified on the clusters' labels, in O(n log n); scikit-learn's
     ``StratifiedGroupKFold``, which balances row-level class shares by a greedy search over the
-    clusters, took 22 s on one design of the 1M-customer benchmark (92,537 rows, 90,000 customers).
+    clusters, took 22 s on one design of the 1M-customer benchmark (92,537 rows).
     """
     n_clusters = int(cluster.max()) + 1
     treated_cluster = np.bincount(cluster, weights=d, minlength=n_clusters) > 0

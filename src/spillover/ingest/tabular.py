@@ -817,9 +817,7 @@ def _check_rows(
         record_of_line = {c.record.line: c.record for c in kept}
         checked.raw_of_line = lambda line: _safe_raw(record_of_line[line], layout, spec, data.kind, region)
     if spec.features is not None:
-        checked.features = [
-            c.features for i, c in enumerate(candidates) if i not in conflicting and i not in duplicate  # type: ignore[misc]
-        ]
+        checked.features = [c.features for c in kept]  # type: ignore[misc]
     progress.advance(task, checked.read % _PROGRESS_EVERY)
     return checked
 
