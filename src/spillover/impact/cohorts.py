@@ -45,7 +45,7 @@ import pandas as pd
 from spillover.engine import to_float_pandas
 from spillover.errors import SpilloverInputError
 from spillover.impact.covariates import daily_activity, pre_period_covariates
-from spillover.impact.sampling import keep_rate, uniform_draw
+from spillover.impact.sampling import sample_beyond
 from spillover.profiles.attribution import MONEY
 
 if TYPE_CHECKING:
@@ -195,14 +195,7 @@ def sample_controls(index: ibis.Table, max_control_rows: int | None, seed: int =
         return index.mutate(sampling_rate=ibis.literal(1.0))
     if max_control_rows < 1:
         raise SpilloverInputError(f"impact: max_control_rows is {max_control_rows}; it must be at least 1")
-    totals = index.aggregate(control_rows=(~index.treated).cast("int64").sum())
-    rows = index.cross_join(totals)
-    rate = keep_rate(max_control_rows, rows.control_rows)
-    rows = rows.mutate(
-        sampling_rate=ibis.ifelse(rows.treated, 1.0, rate).cast("float64"),
-        _draw=uniform_draw(seed, rows.customer_key, rows.index_day),
-    )
-    return rows.filter(rows.treated | (rows._draw < rows.sampling_rate)).drop("control_rows", "_draw")
+    return sample_beyond(index, "treated", max_control_rows, seed, ("customer_key", "index_day"))
 
 
 def cohort(

@@ -18,7 +18,7 @@ import ibis
 from spillover.errors import SpilloverInputError
 from spillover.impact.calendar import date_of
 from spillover.impact.covariates import daily_activity
-from spillover.impact.sampling import keep_rate, uniform_draw
+from spillover.impact.sampling import sample_beyond
 from spillover.profiles.attribution import MONEY
 
 if TYPE_CHECKING:
@@ -60,11 +60,8 @@ def monthly_panel(
     if max_never_treated is not None:
         adopters = cohorts.select("customer_key", adopter=ibis.literal(True))
         flagged = customers.left_join(adopters, "customer_key").drop("customer_key_right")
-        never = flagged.adopter.isnull()
-        totals = flagged.aggregate(never_treated=never.cast("int64").sum())
-        flagged = flagged.cross_join(totals)
-        keep = ~never | (uniform_draw(seed, flagged.customer_key) < keep_rate(max_never_treated, flagged.never_treated))
-        customers = flagged.filter(keep).select("customer_key")
+        flagged = flagged.mutate(adopter=flagged.adopter.fill_null(False))
+        customers = sample_beyond(flagged, "adopter", max_never_treated, seed, ("customer_key",)).select("customer_key")
     grid = customers.select("customer_key", month=ibis.range(first_month, last_month + 1)).unnest("month")
     panel = grid.left_join(monthly, ["customer_key", "month"]).drop("customer_key_right", "month_right")
     panel = panel.left_join(cohorts, "customer_key").drop("customer_key_right")

@@ -25,3 +25,16 @@ def uniform_draw(seed: int, *parts: ibis.Value) -> ibis.Value:
 def keep_rate(wanted: int, available: ibis.Value) -> ibis.Value:
     """The probability that keeps about ``wanted`` of ``available`` rows (1 when there are fewer)."""
     return ibis.least(ibis.literal(1.0), ibis.literal(float(wanted)) / available.cast("float64"))
+
+
+def sample_beyond(table: ibis.Table, always: str, wanted: int, seed: int, keys: tuple[str, ...]) -> ibis.Table:
+    """``table``'s rows where the boolean column ``always`` is true, and about ``wanted`` of the
+    others drawn at random (by :func:`uniform_draw` of ``seed`` and the ``keys`` columns), with
+    ``sampling_rate``: 1 for the rows always kept, the others' keep rate for the rest."""
+    totals = table.aggregate(_others=(~table[always]).cast("int64").sum())
+    rows = table.cross_join(totals)
+    rows = rows.mutate(
+        sampling_rate=ibis.ifelse(rows[always], 1.0, keep_rate(wanted, rows._others)).cast("float64"),
+        _draw=uniform_draw(seed, *(rows[key] for key in keys)),
+    )
+    return rows.filter(rows[always] | (rows._draw < rows.sampling_rate)).drop("_others", "_draw")

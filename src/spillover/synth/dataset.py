@@ -146,7 +146,7 @@ def generate(
     identities = IdentityWriter(out / "truth" / "identity.csv")
 
     task = progress.task("synthesising", total=calendar.total_days)
-    ga4_events = ga4_duplicates = ga4_files = 0
+    ga4_events = ga4_duplicates = 0
     state_at_end: dict[str, np.ndarray] = {}
     # Rendering and writing the GA4 files (Arrow and file I/O release the GIL) overlaps with
     # simulating the next days; each file is written whole by one worker, so content is fixed.
@@ -167,7 +167,6 @@ def generate(
                         in_flight.popleft().result()
                     ga4_events += events.size
                     ga4_duplicates += events.duplicates
-                    ga4_files += 1
                 identities.clients(sessions.clients, *sessions.announcements(events))
                 progress.advance(task, description=f"writing {calendar.iso(day)}")
             else:
@@ -210,7 +209,7 @@ def generate(
         "seed": seed,
         "start": start_date.isoformat(),
         "property_timezone": PROPERTY_TIMEZONE,
-        "ga4_files": ga4_files,
+        "ga4_files": ga4_days,
         "ga4_events": ga4_events,
         "ga4_duplicate_rows": ga4_duplicates,
         "crm_members": members,
