@@ -311,7 +311,7 @@ class Dialect:
     def lines_table(self, readers: Sequence[LineReader]) -> ibis.Table:
         """The lines of text files, one after the other, as a table of ``LINES_SCHEMA``.
 
-        The table streams: it can be read once.
+        Read it once, then drop it with :meth:`drop_scratch` (engines may hold it in memory).
         """
         raise NotImplementedError
 
@@ -362,6 +362,10 @@ class Dialect:
     def elements(self, text: ibis.Value) -> ibis.Value:
         """A JSON array's elements as array<string> (nested values as JSON text)."""
         raise NotImplementedError
+
+    def has_others(self, values: ibis.ArrayValue, known: Sequence[str]) -> ibis.BooleanValue:
+        """Whether an array of strings holds one not in ``known`` (null for a null array)."""
+        return values.filter(lambda value: ~value.isin(list(known))).length() > 0
 
     def to_json(self, value: ibis.Value) -> ibis.Value:
         """``value`` as JSON text (engines name the function alike; DuckDB returns its JSON type)."""
@@ -453,12 +457,18 @@ class DuckDBDialect(Dialect):
         return self.con.table(name)
 
     def lines_table(self, readers: Sequence[LineReader]) -> ibis.Table:
-        name = temp_name("lines")
+        # The stream is copied into a temporary table before anything reads it: the check query
+        # runs about 1.8x faster over DuckDB's own storage than over an Arrow stream (400k GA4
+        # events: 1.2 s to copy, then 6.6 s to check, against 12.5 s from the stream). The copy
+        # spills to disk beyond the load's memory limit.
+        stream_name = temp_name("stream")
         batches = _prefetched(batch for reader in readers for batch in reader.batches())
-        stream = pa.RecordBatchReader.from_batches(LINES_SCHEMA, batches)
-        self.con.con.register(name, stream)
-        self._cleanups.append(lambda: self.con.con.unregister(name))
-        return self.con.table(name)
+        raw = self.con.con
+        raw.register(stream_name, pa.RecordBatchReader.from_batches(LINES_SCHEMA, batches))
+        try:
+            return self.scratch(self.con.table(stream_name), "lines")
+        finally:
+            raw.unregister(stream_name)
 
     def parquet_table(self, path: Path, file_index: int) -> ibis.Table:
         rows = self.con.read_parquet(str(path), table_name=temp_name("parquet"), file_row_number=True)
@@ -502,6 +512,11 @@ class DuckDBDialect(Dialect):
     def elements(self, text: ibis.Value) -> ibis.Value:
         parsed = _builtin("json_transform", (dt.string, dt.string), STRING_LIST)(text, '["VARCHAR"]')
         return _builtin("try", (STRING_LIST,), STRING_LIST)(parsed)
+
+    def has_others(self, values: ibis.ArrayValue, known: Sequence[str]) -> ibis.BooleanValue:
+        # A native list function: the lambda of the generic test cost about 7 us a row.
+        has_all = _builtin("list_has_all", (STRING_LIST, STRING_LIST), dt.boolean)
+        return ~has_all(ibis.literal(list(known), STRING_LIST), values)
 
 
 def _spark_type(dtype: dt.DataType) -> str:
