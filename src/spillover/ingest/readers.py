@@ -242,7 +242,7 @@ def _prefetched(batches: Iterator[pa.RecordBatch], depth: int = 4) -> Iterator[p
     """``batches``, produced by a thread of their own while the engine works on earlier ones.
 
     The engine pulls batches from its worker threads; producing them there (in Python, under the
-    GIL) would leave those threads waiting on each other instead of parsing.
+    GIL) would leave those threads waiting on each other instead of copying.
     """
     queue: Queue[Any] = Queue(maxsize=depth)
     done = object()
