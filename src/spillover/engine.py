@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "connect",
+    "another_duckdb_connection",
     "engine_name",
     "table_exists",
     "write_table",
@@ -81,7 +82,11 @@ def _connect_duckdb(url: str, *, read_only: bool) -> BaseBackend:
             raise SpilloverEngineError(
                 f"database file {database!r} does not exist; load data first (`spillover ingest ...`)"
             )
-    con = ibis.duckdb.connect(database, read_only=read_only)
+    return _duckdb_session(ibis.duckdb.connect(database, read_only=read_only))
+
+
+def _duckdb_session(con: BaseBackend) -> BaseBackend:
+    """Apply the session settings every spillover DuckDB connection has."""
     # DuckDB 1.5 deprecates (2.x rejects) the `x -> ...` lambdas that Ibis emits for array
     # filter/map unless single-arrow lambda syntax is enabled.
     con.raw_sql("SET lambda_syntax='ENABLE_SINGLE_ARROW'")
@@ -89,6 +94,13 @@ def _connect_duckdb(url: str, *, read_only: bool) -> BaseBackend:
     # spillover reports progress itself (Rich); DuckDB's own bars would print through it on stderr.
     con.raw_sql("SET enable_progress_bar=false")
     return con
+
+
+def another_duckdb_connection(con: BaseBackend) -> BaseBackend:
+    """A second connection to ``con``'s DuckDB database, with its own transactions and spillover's
+    session settings: for work run in a thread beside work on ``con``. Close it with
+    ``.disconnect()``; temporary tables of one connection are not visible to the other."""
+    return _duckdb_session(ibis.duckdb.from_connection(con.con.cursor()))
 
 
 def _connect_pyspark(url: str) -> BaseBackend:

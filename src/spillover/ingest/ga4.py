@@ -805,8 +805,9 @@ def _check_files(load: _Load, dialect: Dialect, files: Sequence[ExportFile]) -> 
     return checked
 
 
-def _settle(load: _Load, dialect: Dialect, checked: ibis.Table) -> None:
-    """Quarantine the refused rows, swap the distinct good rows in, date by date, atomically."""
+def _settle(load: _Load, dialect: Dialect, checked: ibis.Table) -> Callable[[BaseBackend], dict[str, int]] | None:
+    """Quarantine the refused rows; return the write that swaps the distinct good rows in, date by
+    date, atomically (None when no row is good). The write must run on the load's connection."""
     files = load.con.table(FILES_VIEW)
     good_row = checked._check.isnull()
     # One pass for every count the load needs: rows and refusals per date, and whether any good
@@ -825,19 +826,24 @@ def _settle(load: _Load, dialect: Dialect, checked: ibis.Table) -> None:
     good_rows = rows - refused
     dates = sorted(t["_export_date"] for t in tally if t["rows"] > t["refused"])
     if not dates:
-        return
+        return None
     good = checked.filter(good_row)
     duplicates = None
     if any(t["distinct_good"] < t["rows"] - t["refused"] for t in tally):
         repeated = good.group_by(["_export_date", "_text_hash"]).agg(copies=good.count()).filter(ibis._.copies > 1)
         duplicates = dialect.scratch(repeated.select("_export_date", "_text_hash"), "ga4_repeated")
     rows_out = base_rows(good, files, load_id=load.load_id, duplicates=duplicates)
-    replace_partitions(load.con, BASE_TABLE, rows_out, by="_export_date", partitions=dates)
-    base = load.con.table(BASE_TABLE)
-    loaded = int(base.filter(base._export_date.isin(dates)).count().to_pyarrow().as_py())
-    load.counts.rows_loaded += loaded
-    load.counts.duplicates_dropped += good_rows - loaded
-    load.partitions += dates
+
+    def write(con: BaseBackend) -> dict[str, int]:
+        replace_partitions(con, BASE_TABLE, rows_out, by="_export_date", partitions=dates)
+        base = con.table(BASE_TABLE)
+        loaded = int(base.filter(base._export_date.isin(dates)).count().to_pyarrow().as_py())
+        load.counts.rows_loaded += loaded
+        load.counts.duplicates_dropped += good_rows - loaded
+        load.partitions += dates
+        return {}
+
+    return write
 
 
 #: How much export one check pass reads: whole dates are grouped up to about this many bytes of
@@ -939,17 +945,29 @@ def ingest_ga4(
     if to_load:
         from spillover.stage.ga4_events import build_ga4_staging
 
+        def stage(dates: list[dt.date]) -> Callable[[BaseBackend], dict[str, int]]:
+            return lambda on: build_ga4_staging(on, config=config, progress=progress, partitions=dates)
+
         dialect = dialect_for(con)
         with dialect.loading():
+            # Each batch's dates are staged while the next batch is written into the base table:
+            # engines that can write two tables side by side do (DuckDB, one core each).
+            unstaged: list[dt.date] = []
             for batch in _batches(to_load):
-                dates_before = len(load.partitions)
+                writes = []
                 checked = _check_files(load, dialect, batch)
+                if checked is not None and (write_base := _settle(load, dialect, checked)) is not None:
+                    writes.append(write_base)
+                if unstaged:
+                    writes.append(stage(unstaged))
+                dates_before = len(load.partitions)
+                for written in dialect.write_together(*writes):
+                    tables.update(written)
                 if checked is not None:
-                    _settle(load, dialect, checked)
                     dialect.drop_scratch(checked)
-                if len(load.partitions) > dates_before:
-                    staged = load.partitions[dates_before:]
-                    tables.update(build_ga4_staging(con, config=config, progress=progress, partitions=staged))
+                unstaged = load.partitions[dates_before:]
+            if unstaged:
+                tables.update(dialect.write_together(stage(unstaged))[0])
     if load.file_problems:
         write_quarantine(con, quarantine_arrow(load.load_id, SOURCE, load.file_problems))
     for name in (BASE_TABLE, QUARANTINE_TABLE):
