@@ -136,3 +136,71 @@ def test_progress_reports_files_and_rows(duck):
     assert (rows["description"], rows["done"]) == ("GA4 rows read", result.rows_read)
     staging = [t for t in progress.tasks.values() if t["description"] == "staging GA4 events"]
     assert [(t["total"], t["done"]) for t in staging] == [(2, 2)]
+
+
+def _threads(con) -> int:
+    return int(con.con.execute("SELECT current_setting('threads')").fetchone()[0])
+
+
+def test_duckdb_writes_together_one_thread_each_leaving_one_part_filled_row_group_per_insert(tmp_path):
+    """Writes run on one thread each (so an insert leaves one part-filled row group, not one per
+    thread for the next checkpoint to merge), side by side, and the thread setting comes back."""
+    from spillover.engine import connect
+    from spillover.ingest.readers import DuckDBDialect
+
+    con = connect(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    raw = con.con
+    raw.execute("SET threads = 2")
+    raw.execute("CREATE TABLE one (a BIGINT, b VARCHAR)")
+    raw.execute("CREATE TABLE two (a BIGINT)")
+    insert = "INSERT INTO one SELECT * FROM src WHERE a % 3 = 0"  # 333,334 rows
+    threads_seen = []
+
+    def first(on):  # reads a temporary table: the first write runs on the dialect's own connection
+        threads_seen.append(_threads(on))
+        on.raw_sql(insert)
+        return "one"
+
+    def second(on):
+        assert on is not con
+        on.raw_sql("INSERT INTO two SELECT range FROM range(10)")
+        return "two"
+
+    def row_groups():
+        return raw.execute(
+            "SELECT list(n ORDER BY row_group_id) FROM (SELECT row_group_id, max(start + count) - min(start) AS n "
+            "FROM pragma_storage_info('one') WHERE column_id = 0 AND segment_type <> 'VALIDITY' GROUP BY 1)"
+        ).fetchone()[0]
+
+    with DuckDBDialect(con).loading() as dialect:
+        raw.execute("CREATE TEMP TABLE src AS SELECT range AS a, repeat(md5(range::VARCHAR), 20) AS b FROM range(1000000)")
+        assert dialect.write_together(first, second) == ["one", "two"]
+        assert dialect.write_together(first, second) == ["one", "two"]
+    assert threads_seen == [1, 1] and _threads(con) == 2
+    # 333,334 rows = two full row groups of 122,880 and one of 87,574, for each insert
+    assert row_groups() == [122880, 122880, 87574] * 2
+    assert raw.execute("SELECT count(*) FROM two").fetchone()[0] == 20
+    con.disconnect()
+
+
+def test_duckdb_write_together_waits_for_the_other_writes_when_one_fails(tmp_path):
+    from spillover.engine import connect
+    from spillover.ingest.readers import DuckDBDialect
+
+    con = connect(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    con.raw_sql("CREATE TABLE two (a BIGINT)")
+    threads = _threads(con)
+    dialect = DuckDBDialect(con)
+
+    def failing(on):
+        raise RuntimeError("disk full")
+
+    def slow(on):
+        on.raw_sql("INSERT INTO two SELECT range FROM range(1000000)")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        dialect.write_together(failing, slow)
+    assert con.con.execute("SELECT count(*) FROM two").fetchone()[0] == 1_000_000
+    assert _threads(con) == threads
+    dialect.close()
+    con.disconnect()

@@ -849,9 +849,9 @@ def _settle(load: _Load, dialect: Dialect, checked: ibis.Table) -> Callable[[Bas
 #: How much export one check pass reads: whole dates are grouped up to about this many bytes of
 #: text, so a load's memory stays bounded by the batch, not by the export (gzip counts ~8x).
 #: Larger is faster on DuckDB: an insert of a few row groups (about 250k GA4 events, 0.5 GB of
-#: text) is written straight to the database file by both cores, while a smaller one goes through
-#: the write-ahead log and is written again at the checkpoint (0.8 s against 1.8 s per 100k
-#: events in base_ga4__events on the benchmark machine). A batch's scratch table spills to disk
+#: text) is written straight to the database file, while a smaller one goes through the
+#: write-ahead log and is written again at the checkpoint (0.8 s against 1.8 s per 100k events
+#: in base_ga4__events on the benchmark machine, two threads). A batch's scratch table spills to disk
 #: beyond the load's memory limit.
 BATCH_BYTES = 1024 * 2**20
 _GZIP_RATIO = 8
