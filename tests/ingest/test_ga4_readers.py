@@ -204,3 +204,10 @@ def test_duckdb_write_together_waits_for_the_other_writes_when_one_fails(tmp_pat
     assert _threads(con) == threads
     dialect.close()
     con.disconnect()
+
+
+def test_a_load_whose_every_line_is_refused_writes_nothing_and_counts_everything(duck, tmp_path):
+    path = tmp_path / "events_20240406.json"
+    path.write_text('{"event_name": "page_view"\nnot json\n')
+    result = ingest_ga4(duck, [path])
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.partitions) == (2, 0, 2, [])

@@ -454,6 +454,8 @@ class DuckDBDialect(Dialect):
         # vacuum merges by writing them again: as much work again as the insert on a GA4 load
         # (a 333k-event date: 3.4 s to insert into base_ga4__events, then 5 s of checkpoint). One
         # thread leaves one, and writing two tables side by side keeps both cores busy.
+        if not writes:
+            return []
         raw = self.con.con
         threads = raw.execute("SELECT current_setting('threads')").fetchone()[0]
         raw.execute("SET threads = 1")
