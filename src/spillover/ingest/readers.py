@@ -460,11 +460,10 @@ class DuckDBDialect(Dialect):
         threads = raw.execute("SELECT current_setting('threads')").fetchone()[0]
         raw.execute("SET threads = 1")
         try:
-            if len(writes) == 1:
-                return [writes[0](self.con)]
             while len(self._others) < len(writes) - 1:
                 self._others.append(another_duckdb_connection(self.con))
-            with ThreadPoolExecutor(max_workers=len(writes) - 1, thread_name_prefix="spillover-write") as pool:
+            # A pool starts its threads on the first submit: a lone write runs in this thread only.
+            with ThreadPoolExecutor(max_workers=max(1, len(writes) - 1), thread_name_prefix="spillover-write") as pool:
                 beside = [pool.submit(write, other) for write, other in zip(writes[1:], self._others)]
                 try:
                     first = writes[0](self.con)
